@@ -1,0 +1,230 @@
+"""Bridges: marginal coefficients vs. Gaussian conditioning, DDBM's VP form, the h-drift, the
+exact bridge transitions and the reverse-time sampler (sde.md test 2)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.integrate import quad
+
+from tsgen.sde import (
+    VESDE,
+    VPSDE,
+    BrownianMotion,
+    LinearBridge,
+    OrnsteinUhlenbeck,
+    ReverseBridge,
+    bridge_coefficients,
+    bridge_sample,
+    ddbm_vp_coefficients,
+    h_transform,
+    karras_grid,
+    solve,
+    uniform_grid,
+)
+
+F64 = torch.float64
+PROCESSES = [
+    VPSDE(beta_min=0.2, beta_d=10.0),
+    OrnsteinUhlenbeck(rate=0.8, scale=1.3),
+    VESDE(),
+    BrownianMotion(scale=0.6),
+]
+
+
+def _quad_transition(process, s: float, t: float) -> tuple[float, float]:
+    """alpha(s, t) = exp(int_s^t f) and sigma2(s, t) = int_s^t alpha(u, t)^2 g(u)^2 du by
+    quadrature of the coefficients f and g^2 alone."""
+
+    def f(u: float) -> float:
+        return float(process.f(torch.tensor(u, dtype=F64)))
+
+    def g2(u: float) -> float:
+        return float(process.g2(torch.tensor(u, dtype=F64)))
+
+    def log_alpha(a: float, b: float) -> float:
+        return quad(f, a, b, epsabs=0, epsrel=1e-13)[0]
+
+    var = quad(lambda u: math.exp(2 * log_alpha(u, t)) * g2(u), s, t, epsabs=1e-15, epsrel=1e-13)
+    return math.exp(log_alpha(s, t)), var[0]
+
+
+@pytest.mark.parametrize("process", PROCESSES, ids=lambda p: type(p).__name__)
+def test_closed_forms_match_quadrature_of_coefficients(process):
+    for s, t in [(0.0, 0.3), (0.2, 0.9), (0.5, 1.0)]:
+        alpha, var = _quad_transition(process, s, t)
+        st = torch.tensor(s, dtype=F64), torch.tensor(t, dtype=F64)
+        assert abs(float(process.alpha(*st)) - alpha) <= 1e-12 * abs(alpha)
+        assert abs(float(process.sigma2(*st)) - var) <= 1e-10 * var
+
+
+@pytest.mark.parametrize("process", PROCESSES, ids=lambda p: type(p).__name__)
+def test_bridge_coefficients_equal_gaussian_conditioning(process):
+    T, x0, y = 1.0, 0.7, -1.1
+    t = torch.linspace(0.05, 0.95, 19, dtype=F64)
+    zero, end = torch.zeros_like(t), torch.full_like(t, T)
+    # Joint law of (X_t, X_T) given X_0 = x0, built from the marginals from 0 only:
+    # Cov(X_t, X_T) = alpha(t, T) Var(X_t); condition X_t on X_T = y.
+    mean_t, var_t = process.alpha(zero, t) * x0, process.sigma2(zero, t)
+    mean_T, var_T = process.alpha(zero, end) * x0, process.sigma2(zero, end)
+    cov = process.alpha(t, end) * var_t
+    cond_mean = mean_t + cov / var_T * (y - mean_T)
+    cond_var = var_t - cov**2 / var_T
+    a, b, c = bridge_coefficients(process, t, T)
+    torch.testing.assert_close(a * y + b * x0, cond_mean, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(c, cond_var, rtol=1e-12, atol=1e-14)
+
+
+def test_brownian_bridge_coefficients_are_the_textbook_ones():
+    t = torch.linspace(0.1, 1.9, 10, dtype=F64)
+    a, b, c = bridge_coefficients(BrownianMotion(scale=0.6), t, T=2.0)
+    torch.testing.assert_close(a, t / 2.0, rtol=1e-14, atol=1e-15)
+    torch.testing.assert_close(b, 1 - t / 2.0, rtol=1e-14, atol=1e-15)
+    torch.testing.assert_close(c, 0.36 * t * (2.0 - t) / 2.0, rtol=1e-14, atol=1e-15)
+
+
+def test_ddbm_vp_parametrisation_agrees():
+    vp = VPSDE(beta_min=0.2, beta_d=10.0)
+    t = torch.linspace(1e-3, 1 - 1e-3, 101, dtype=F64)
+    ours, ddbm = bridge_coefficients(vp, t, 1.0), ddbm_vp_coefficients(vp, t, 1.0)
+    for mine, theirs in zip(ours, ddbm, strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=1e-12, atol=1e-14)
+
+
+def test_h_transform_is_the_gradient_of_the_log_transition_density():
+    ou = OrnsteinUhlenbeck(rate=0.8, scale=1.3)
+    x = torch.randn(5, 3, dtype=F64, requires_grad=True)
+    y = torch.randn(5, 3, dtype=F64)
+    t = torch.tensor(0.4, dtype=F64)
+    mean, std = ou.transition(t, 1.0, x)
+    log_p = torch.distributions.Normal(mean, std.expand_as(mean)).log_prob(y).sum()
+    (grad,) = torch.autograd.grad(log_p, x)
+    torch.testing.assert_close(h_transform(ou, t, x, y, 1.0), grad, rtol=1e-12, atol=1e-12)
+
+
+def test_euler_with_h_drift_hits_the_endpoint_at_rate_sqrt_dt():
+    torch.manual_seed(0)
+    vp = VPSDE(beta_min=0.2, beta_d=10.0)
+    y = torch.randn(4000, 2, dtype=F64)
+    x0 = torch.randn(4000, 2, dtype=F64)
+    bridge = LinearBridge(vp, endpoint=y, T=1.0)
+    step_counts = [50, 100, 200, 400]
+    errors = [
+        float((solve(bridge, x0, uniform_grid(0.0, 1.0, n, dtype=F64)).x - y).abs().mean())
+        for n in step_counts
+    ]
+    assert all(e1 > e2 for e1, e2 in zip(errors, errors[1:], strict=False))
+    slope = np.polyfit(np.log(1 / np.array(step_counts)), np.log(errors), 1)[0]
+    assert 0.4 < slope < 0.6
+    # The last step lands at y + g(T) dW: E|error| = sqrt(2/pi) g(T) sqrt(dt).
+    g_T = math.sqrt(0.2 + 10.0)
+    assert errors[-1] < 1.5 * math.sqrt(2 / math.pi) * g_T * math.sqrt(1 / 400)
+
+
+@pytest.mark.parametrize("method", ["euler", "exact"])
+def test_bridge_paths_have_the_closed_form_marginal(method):
+    torch.manual_seed(2)
+    vp = VPSDE(beta_min=0.2, beta_d=10.0)
+    n = 40_000
+    x0 = torch.full((n, 1), 0.5, dtype=F64)
+    y = torch.full((n, 1), -0.8, dtype=F64)
+    bridge = LinearBridge(vp, endpoint=y, T=1.0)
+    steps = 2000 if method == "euler" else 10
+    out = solve(bridge, x0, uniform_grid(0.0, 0.6, steps, dtype=F64), method)
+    a, b, c = bridge_coefficients(vp, torch.tensor(0.6, dtype=F64), 1.0)
+    mean, var = a * -0.8 + b * 0.5, c
+    assert abs(float(out.x.mean() - mean)) < 3 * math.sqrt(float(var) / n)
+    assert abs(float(out.x.var() / var) - 1) < 3 * math.sqrt(2 / n)
+
+
+class GaussianPosterior(torch.nn.Module):
+    """E[X_0 | X_t, X_T] when X_0 ~ N(m, v) independently of X_T: X_t = a X_T + b X_0 +
+    sqrt(c) Z, so the posterior mean is m + v b (x_t - a x_T - b m) / (b^2 v + c)."""
+
+    def __init__(self, process, x_T, m, v, T=1.0):
+        super().__init__()
+        self.process, self.x_T, self.m, self.v, self.T = process, x_T, m, v, T
+
+    def forward(self, x, t):
+        a, b, c = bridge_coefficients(self.process, t, self.T)
+        return self.m + self.v * b * (x - a * self.x_T - b * self.m) / (b**2 * self.v + c)
+
+
+def _sampled_moments(mode, grid, seed=0, n=20_000):
+    torch.manual_seed(seed)
+    m, v = torch.tensor([0.3, -0.5], dtype=F64), torch.tensor([0.25, 0.04], dtype=F64)
+    vp = VPSDE(beta_min=0.2, beta_d=10.0)
+    x_T = torch.randn(n, 2, dtype=F64)  # a prior independent of the data
+    out = bridge_sample(vp, GaussianPosterior(vp, x_T, m, v), x_T, grid, mode=mode)
+    return (out.x.mean(0) - m) / (v / n).sqrt(), out.x.var(0) / v - 1
+
+
+def _karras(n_points):
+    return karras_grid(1 - 1e-4, 1e-4, n_points, dtype=F64)
+
+
+def _uniform(n_points):
+    return torch.cat(
+        [torch.linspace(1 - 1e-4, 1e-4, n_points, dtype=F64), torch.zeros(1, dtype=F64)]
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "make_grid", "n_points"),
+    [("hybrid", _karras, 160), ("sde", _karras, 160), ("ode", _uniform, 640)],
+)
+def test_bridge_sampler_with_true_posterior_recovers_the_data_law(mode, make_grid, n_points):
+    """With E[X_0 | X_t, X_T] exact, only discretisation separates the samples from N(m, v):
+    the variance error shrinks as the grid is refined and is within 5% on the fine grid."""
+    z_coarse, var_err_coarse = _sampled_moments(mode, make_grid(n_points // 4))
+    z_fine, var_err_fine = _sampled_moments(mode, make_grid(n_points))
+    assert z_fine.abs().le(3).all(), z_fine
+    assert var_err_fine.abs().le(0.05).all(), var_err_fine
+    assert (var_err_fine.abs() < var_err_coarse.abs()).all(), (var_err_coarse, var_err_fine)
+
+
+def test_ode_mode_spreads_the_point_mass_at_x_T():
+    """A probability-flow ODE started at the pinned end would be deterministic in x_T; the first
+    Euler-Maruyama interval gives X_0 | x_T its spread."""
+    vp = VPSDE(beta_min=0.2, beta_d=10.0)
+    x_T = torch.zeros(5000, 1, dtype=F64)
+    m, v = torch.zeros(1, dtype=F64), torch.ones(1, dtype=F64)
+    out = bridge_sample(vp, GaussianPosterior(vp, x_T, m, v), x_T, _uniform(200), mode="ode")
+    assert float(out.x.std()) > 0.5
+
+
+def test_hybrid_sampler_uses_3n_minus_1_evaluations():
+    vp = VPSDE(beta_min=0.2, beta_d=10.0)
+    x_T = torch.randn(8, 3, dtype=F64)
+    calls = []
+
+    def predictor(x, t):
+        calls.append(1)
+        return torch.zeros_like(x)
+
+    out = bridge_sample(vp, predictor, x_T, karras_grid(1 - 1e-4, 1e-4, 40, dtype=F64))
+    assert out.nfe == len(calls) == 119
+
+
+def test_probability_flow_has_half_the_score():
+    vp = VPSDE(beta_min=0.2, beta_d=10.0)
+    x_T = torch.randn(6, 2, dtype=F64)
+    x = torch.randn(6, 2, dtype=F64)
+    t = torch.tensor(0.37, dtype=F64)
+    reverse = ReverseBridge(vp, lambda x, t: 0.5 * x, x_T)
+    g2 = vp.g2(t)
+    h = h_transform(vp, t, x, x_T, 1.0)
+    score = reverse.score(t, x)
+    torch.testing.assert_close(reverse.drift(t, x), vp.drift(t, x) - g2 * (score - h))
+    flow = reverse.probability_flow().drift(t, x)
+    torch.testing.assert_close(flow, vp.drift(t, x) - g2 * (score / 2 - h))
+
+
+def test_bridge_sample_refuses_a_grid_starting_at_T():
+    vp = VPSDE()
+    x_T = torch.zeros(2, 2, dtype=F64)
+    with pytest.raises(ValueError, match="decreasing grid starting below T"):
+        bridge_sample(vp, lambda x, t: x, x_T, uniform_grid(1.0, 0.0, 10, dtype=F64))
+    with pytest.raises(ValueError, match="mode must be one of"):
+        bridge_sample(vp, lambda x, t: x, x_T, karras_grid(0.99, 0.01, 5, dtype=F64), mode="x")

@@ -1,0 +1,32 @@
+"""tsgen: generative modelling of time series on one shared SDE layer.
+
+The subpackages are imported lazily on first attribute access (``tsgen.sde``, ``tsgen.cli``), so
+``import tsgen`` stays cheap and does not pull in Lightning.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from types import ModuleType
+
+try:
+    __version__ = version("tsgen")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"
+
+_LAZY_SUBMODULES = ("cli", "sde")
+
+__all__ = ["__version__", *_LAZY_SUBMODULES]
+
+
+def __getattr__(name: str) -> ModuleType:
+    if name in _LAZY_SUBMODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

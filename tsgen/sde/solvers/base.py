@@ -1,0 +1,230 @@
+"""What every solver shares: the output type, capability declarations, the one contract check
+and the stepping loop (paths, callbacks, progress, activation checkpointing)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+
+from tsgen.sde.base import SDE
+from tsgen.sde.noise import GaussianNoise, Increments, NoiseSource
+
+__all__ = ["Callback", "FixedStepSolver", "Solver", "SolverOutput", "check_drift_shape"]
+
+Callback = Callable[[int, Tensor, Tensor], "Tensor | None"]
+"""``callback(k, t_k, x_k)`` after each step ``k = 1..n``; a returned tensor replaces ``x_k``
+(for example to reset observed entries)."""
+
+
+@dataclass
+class SolverOutput:
+    """Result of :func:`tsgen.sde.solve`.
+
+    Attributes:
+        x: the state at the last grid time, ``(B, *event)``.
+        path: the states at every grid time, ``(n_points, B, *event)``, if requested.
+        nfe: number of drift evaluations (network evaluations for a learned drift).
+        grid: the time grid used, ``(n_points,)``.
+    """
+
+    x: Tensor
+    path: Tensor | None
+    nfe: int
+    grid: Tensor
+
+
+class Solver:
+    """A numerical method for :class:`~tsgen.sde.SDE`. Subclasses declare their capabilities.
+
+    Attributes:
+        name: the ``method`` string of :func:`~tsgen.sde.solve`.
+        strong_order, weak_order: convergence orders for the noise types they support (the
+            additive-noise order where it is higher is given in the docstring).
+        noise_types: the :data:`~tsgen.sde.base.NoiseType` values it accepts.
+        directions: ``(1,)`` forward time only, ``(1, -1)`` either way.
+    """
+
+    name: ClassVar[str]
+    strong_order: ClassVar[float | None] = None
+    weak_order: ClassVar[float | None] = None
+    noise_types: ClassVar[frozenset[str]] = frozenset({"none", "additive", "diagonal"})
+    directions: ClassVar[tuple[int, ...]] = (1, -1)
+
+    def check(self, sde: SDE, x0: Tensor, grid: Tensor, direction: int) -> None:
+        """The one contract check, run once before integrating.
+
+        Raises ``TypeError``/``ValueError`` naming what is wrong: the SDE type, the state, a
+        noise type or time direction this solver does not support, drift or diffusion shapes
+        that do not match the state, or a negative diffusion.
+        """
+        if not isinstance(sde, SDE):
+            raise TypeError(f"sde must be a tsgen.sde.SDE; got {type(sde).__name__}")
+        if not isinstance(x0, Tensor) or not x0.is_floating_point() or x0.ndim < 1:
+            raise ValueError(
+                "x0 must be a floating-point tensor of shape (batch, ...); got "
+                f"{getattr(x0, 'dtype', type(x0).__name__)} "
+                f"of shape {tuple(getattr(x0, 'shape', ()))}"
+            )
+        accepted = self.accepted_noise_types()
+        if sde.noise_type not in accepted:
+            raise ValueError(
+                f"method '{self.name}' supports noise types {sorted(accepted)}; "
+                f"{type(sde).__name__} has noise_type '{sde.noise_type}'"
+            )
+        if direction not in self.directions:
+            raise ValueError(f"method '{self.name}' needs an increasing time grid")
+        if sde.noise_type == "none":
+            return
+        # The drift (often a network) is checked on its first evaluation, not evaluated here.
+        with torch.no_grad():
+            t0 = grid[0]
+            diffusion = sde.diffusion(t0, x0)
+            try:
+                broadcast = torch.broadcast_shapes(diffusion.shape, x0.shape)
+            except RuntimeError:
+                broadcast = None
+            if broadcast != x0.shape:
+                raise ValueError(
+                    f"{type(sde).__name__}.diffusion returned shape {tuple(diffusion.shape)}, "
+                    f"which does not broadcast to the state's shape {tuple(x0.shape)}"
+                )
+            if bool((diffusion < 0).any()):
+                raise ValueError(
+                    f"{type(sde).__name__}.diffusion must be non-negative; got a minimum of "
+                    f"{float(diffusion.min())} at t = {float(t0)}"
+                )
+
+    def accepted_noise_types(self) -> frozenset[str]:
+        """The noise types this configured solver accepts (its class's ``noise_types``)."""
+        return self.noise_types
+
+    def uses_noise(self, sde: SDE) -> bool:
+        """Whether the method draws Brownian increments for this SDE."""
+        return sde.noise_type != "none"
+
+    def integrate(
+        self,
+        sde: SDE,
+        x0: Tensor,
+        grid: Tensor,
+        noise: NoiseSource | None,
+        *,
+        return_path: bool,
+        callback: Callback | None,
+        progress: bool,
+        checkpoint_every: int | None,
+    ) -> SolverOutput:
+        raise NotImplementedError
+
+
+def check_drift_shape(sde: SDE, drift: Tensor, x: Tensor) -> Tensor:
+    """Return ``drift`` if it has the state's shape, else raise a ``ValueError`` naming both."""
+    if drift.shape != x.shape:
+        raise ValueError(
+            f"{type(sde).__name__}.drift returned shape {tuple(drift.shape)} for a state of shape "
+            f"{tuple(x.shape)}; it must return the state's shape"
+        )
+    return drift
+
+
+class FixedStepSolver(Solver):
+    """A solver that steps exactly from grid point to grid point.
+
+    Subclasses implement :meth:`prepare` (precompute per-step quantities on the grid's device,
+    so the loop does no host-device synchronisation) and :meth:`step`, and evaluate drifts
+    through :meth:`drift`, which counts them.
+    """
+
+    def __init__(self) -> None:
+        self.nfe = 0
+
+    def drift(self, sde: SDE, t: Tensor, x: Tensor) -> Tensor:
+        """``sde.drift(t, x)``, counted in ``nfe``; the first result's shape is checked."""
+        self.nfe += 1
+        drift = sde.drift(t, x)
+        return check_drift_shape(sde, drift, x) if self.nfe == 1 else drift
+
+    def prepare(self, sde: SDE, grid: Tensor) -> None:
+        """Per-grid precomputation; the default keeps times and steps as device tensors."""
+        self.times = list(grid.unbind())
+        self.steps = list(grid.diff().unbind())
+
+    def step(self, sde: SDE, k: int, x: Tensor, dW: Tensor | None, last: bool) -> Tensor:
+        """Advance ``x`` from ``grid[k]`` to ``grid[k+1]`` with Brownian increment ``dW``."""
+        raise NotImplementedError
+
+    def integrate(
+        self,
+        sde: SDE,
+        x0: Tensor,
+        grid: Tensor,
+        noise: NoiseSource | None,
+        *,
+        return_path: bool,
+        callback: Callback | None,
+        progress: bool,
+        checkpoint_every: int | None,
+    ) -> SolverOutput:
+        self.prepare(sde, grid)
+        n_steps = grid.shape[0] - 1
+        increments: Increments | None = None
+        if self.uses_noise(sde):
+            source = noise if noise is not None else GaussianNoise()
+            increments = source.increments(grid, x0.shape, x0.dtype, x0.device)
+        states = [x0] if return_path else None
+        block = checkpoint_every or 1
+        bar = _progress_bar(n_steps, type(sde).__name__) if progress else None
+        x = x0
+        for start in range(0, n_steps, block):
+            ks = range(start, min(start + block, n_steps))
+            dWs = [increments[k] if increments is not None else None for k in ks]
+            if checkpoint_every:
+                # Increments are drawn outside the checkpointed block, so that the recomputation
+                # in the backward pass sees exactly the same noise.
+                block_states = checkpoint(
+                    self._run_block, sde, ks, x, dWs, n_steps, return_path, use_reentrant=False
+                )
+            else:
+                block_states = self._run_block(sde, ks, x, dWs, n_steps, return_path)
+            x = block_states[-1]
+            if states is not None:
+                states.extend(block_states)
+            if callback is not None:
+                replaced = callback(ks[-1] + 1, self.times[ks[-1] + 1], x)
+                if replaced is not None:
+                    x = replaced
+                    if states is not None:
+                        states[-1] = x
+            if bar is not None:
+                bar.update(len(ks))
+        if bar is not None:
+            bar.close()
+        path = torch.stack(states) if states is not None else None
+        return SolverOutput(x=x, path=path, nfe=self.nfe, grid=grid)
+
+    def _run_block(
+        self,
+        sde: SDE,
+        ks: range,
+        x: Tensor,
+        dWs: list[Tensor | None],
+        n_steps: int,
+        keep_all: bool,
+    ) -> list[Tensor]:
+        out = []
+        for k, dW in zip(ks, dWs, strict=True):
+            x = self.step(sde, k, x, dW, last=k == n_steps - 1)
+            if keep_all:
+                out.append(x)
+        return out if keep_all else [x]
+
+
+def _progress_bar(total: int, name: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"solving {name}", leave=False)
