@@ -1,6 +1,7 @@
 """Bridges: marginal coefficients vs. Gaussian conditioning, DDBM's VP form, the h-drift, the
 exact bridge transitions and the reverse-time sampler (sde.md test 2)."""
 
+import itertools
 import math
 
 import numpy as np
@@ -114,7 +115,7 @@ def test_euler_with_h_drift_hits_the_endpoint_at_rate_sqrt_dt():
         float((solve(bridge, x0, uniform_grid(0.0, 1.0, n, dtype=F64)).x - y).abs().mean())
         for n in step_counts
     ]
-    assert all(e1 > e2 for e1, e2 in zip(errors, errors[1:], strict=False))
+    assert all(e1 > e2 for e1, e2 in itertools.pairwise(errors))
     slope = np.polyfit(np.log(1 / np.array(step_counts)), np.log(errors), 1)[0]
     assert 0.4 < slope < 0.6
     # The last step lands at y + g(T) dW: E|error| = sqrt(2/pi) g(T) sqrt(dt).
@@ -177,7 +178,7 @@ def _uniform(n_points):
 def test_bridge_sampler_with_true_posterior_recovers_the_data_law(mode, make_grid, n_points):
     """With E[X_0 | X_t, X_T] exact, only discretisation separates the samples from N(m, v):
     the variance error shrinks as the grid is refined and is within 5% on the fine grid."""
-    z_coarse, var_err_coarse = _sampled_moments(mode, make_grid(n_points // 4))
+    _, var_err_coarse = _sampled_moments(mode, make_grid(n_points // 4))
     z_fine, var_err_fine = _sampled_moments(mode, make_grid(n_points))
     assert z_fine.abs().le(3).all(), z_fine
     assert var_err_fine.abs().le(0.05).all(), var_err_fine

@@ -43,7 +43,7 @@ def validate_grid(grid: Tensor, name: str = "grid") -> int:
         order = "increasing" if direction > 0 else "decreasing"
         raise ValueError(
             f"{name} must be strictly monotone; it starts {order} but goes from "
-            f"{float(host[k])} to {float(host[k + 1])} at index {k}"
+            f"{float(host[k]):.6g} to {float(host[k + 1]):.6g} at index {k}"
         )
     return direction
 

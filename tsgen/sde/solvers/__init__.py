@@ -20,7 +20,13 @@ from torch import Tensor
 from tsgen.sde.base import SDE
 from tsgen.sde.grids import validate_grid
 from tsgen.sde.noise import NoiseSource
-from tsgen.sde.solvers.base import Callback, FixedStepSolver, Solver, SolverOutput
+from tsgen.sde.solvers.base import (
+    Callback,
+    FixedStepSolver,
+    Problem,
+    Solver,
+    SolverOutput,
+)
 from tsgen.sde.solvers.bridge import bridge_sample
 from tsgen.sde.solvers.euler import Euler
 from tsgen.sde.solvers.exact import Exact
@@ -35,6 +41,7 @@ __all__ = [
     "FixedStepSolver",
     "Heun",
     "ODEHeun",
+    "Problem",
     "Solver",
     "SolverOutput",
     "TorchsdeSolver",
@@ -113,12 +120,5 @@ def solve(
             raise ValueError("checkpoint_every cannot be combined with a callback")
     solver.check(sde, x0, grid, direction)
     return solver.integrate(
-        sde,
-        x0,
-        grid,
-        noise,
-        return_path=return_path,
-        callback=callback,
-        progress=progress,
-        checkpoint_every=checkpoint_every,
+        Problem(sde, x0, grid, noise, return_path, callback, progress, checkpoint_every)
     )

@@ -3,6 +3,7 @@ and the stepping loop (paths, callbacks, progress, activation checkpointing)."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -14,11 +15,43 @@ from torch.utils.checkpoint import checkpoint
 from tsgen.sde.base import SDE
 from tsgen.sde.noise import GaussianNoise, Increments, NoiseSource
 
-__all__ = ["Callback", "FixedStepSolver", "Solver", "SolverOutput", "check_drift_shape"]
+__all__ = [
+    "Callback",
+    "FixedStepSolver",
+    "Problem",
+    "Solver",
+    "SolverOutput",
+    "check_drift_shape",
+]
 
 Callback = Callable[[int, Tensor, Tensor], "Tensor | None"]
 """``callback(k, t_k, x_k)`` after each step ``k = 1..n``; a returned tensor replaces ``x_k``
 (for example to reset observed entries)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything a solver integrates, after :func:`tsgen.sde.solve` has checked it.
+
+    Attributes:
+        sde: the SDE or ODE.
+        x0: initial states, ``(B, *event)``.
+        grid: the time grid on ``x0``'s device and dtype, ``(n_points,)``.
+        noise: the noise source, or ``None`` for the solver's default.
+        return_path: also return the states at every grid time.
+        callback: called after each step; a returned tensor replaces the state.
+        progress: show a progress bar.
+        checkpoint_every: recompute blocks of this many steps in the backward pass.
+    """
+
+    sde: SDE
+    x0: Tensor
+    grid: Tensor
+    noise: NoiseSource | None = None
+    return_path: bool = False
+    callback: Callback | None = None
+    progress: bool = False
+    checkpoint_every: int | None = None
 
 
 @dataclass
@@ -38,7 +71,7 @@ class SolverOutput:
     grid: Tensor
 
 
-class Solver:
+class Solver(ABC):
     """A numerical method for :class:`~tsgen.sde.SDE`. Subclasses declare their capabilities.
 
     Attributes:
@@ -107,19 +140,9 @@ class Solver:
         """Whether the method draws Brownian increments for this SDE."""
         return sde.noise_type != "none"
 
-    def integrate(
-        self,
-        sde: SDE,
-        x0: Tensor,
-        grid: Tensor,
-        noise: NoiseSource | None,
-        *,
-        return_path: bool,
-        callback: Callback | None,
-        progress: bool,
-        checkpoint_every: int | None,
-    ) -> SolverOutput:
-        raise NotImplementedError
+    @abstractmethod
+    def integrate(self, problem: Problem) -> SolverOutput:
+        """Integrate from ``x0`` over ``grid`` (already checked and on ``x0``'s device)."""
 
 
 def check_drift_shape(sde: SDE, drift: Tensor, x: Tensor) -> Tensor:
@@ -158,32 +181,23 @@ class FixedStepSolver(Solver):
         """Advance ``x`` from ``grid[k]`` to ``grid[k+1]`` with Brownian increment ``dW``."""
         raise NotImplementedError
 
-    def integrate(
-        self,
-        sde: SDE,
-        x0: Tensor,
-        grid: Tensor,
-        noise: NoiseSource | None,
-        *,
-        return_path: bool,
-        callback: Callback | None,
-        progress: bool,
-        checkpoint_every: int | None,
-    ) -> SolverOutput:
+    def integrate(self, problem: Problem) -> SolverOutput:
+        sde, x0, grid, noise = problem.sde, problem.x0, problem.grid, problem.noise
         self.prepare(sde, grid)
         n_steps = grid.shape[0] - 1
         increments: Increments | None = None
         if self.uses_noise(sde):
             source = noise if noise is not None else GaussianNoise()
             increments = source.increments(grid, x0.shape, x0.dtype, x0.device)
+        return_path, callback = problem.return_path, problem.callback
         states = [x0] if return_path else None
-        block = checkpoint_every or 1
-        bar = _progress_bar(n_steps, type(sde).__name__) if progress else None
+        block = problem.checkpoint_every or 1
+        bar = _progress_bar(n_steps, type(sde).__name__) if problem.progress else None
         x = x0
         for start in range(0, n_steps, block):
             ks = range(start, min(start + block, n_steps))
             dWs = [increments[k] if increments is not None else None for k in ks]
-            if checkpoint_every:
+            if problem.checkpoint_every:
                 # Increments are drawn outside the checkpointed block, so that the recomputation
                 # in the backward pass sees exactly the same noise.
                 block_states = checkpoint(

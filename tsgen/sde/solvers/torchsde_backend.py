@@ -21,7 +21,7 @@ from torchsde import BaseBrownian
 from tsgen.sde.base import SDE
 from tsgen.sde.grids import validate_grid
 from tsgen.sde.noise import BrownianIntervalNoise, GaussianNoise, NoiseSource
-from tsgen.sde.solvers.base import Callback, Solver, SolverOutput, check_drift_shape
+from tsgen.sde.solvers.base import Problem, Solver, SolverOutput, check_drift_shape
 
 __all__ = ["TorchsdeSolver"]
 
@@ -59,12 +59,36 @@ class _FlatSDE(nn.Module):
         return rearrange(self.sde.diffusion(self.sign * s, x).expand(x.shape), "b ... -> b (...)")
 
 
-class _GridBrownian(BaseBrownian):
+class _BrownianView(BaseBrownian):
+    """Common metadata of the Brownian motions handed to torchsde: flat ``(B, D)`` increments."""
+
+    def __init__(self, dtype: torch.dtype, device: torch.device, shape: torch.Size, levy: str):
+        super().__init__()
+        self._meta = (dtype, device, shape, levy)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._meta[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self._meta[1]
+
+    @property
+    def shape(self) -> torch.Size:
+        return self._meta[2]
+
+    @property
+    def levy_area_approximation(self) -> str:
+        return self._meta[3]
+
+
+class _GridBrownian(_BrownianView):
     """Brownian motion known through its increments on a grid; answers queries between grid
     times (fixed-step torchsde methods with ``dt`` the grid's spacing ask nothing else)."""
 
     def __init__(self, times: Tensor, increments: Tensor) -> None:
-        super().__init__()
+        super().__init__(increments.dtype, increments.device, increments.shape[1:], "none")
         self.times = times.detach().cpu().double()
         # W at every grid time, flattened per sample: (n_points, B, D).
         zero = torch.zeros_like(increments[:1])
@@ -95,28 +119,14 @@ class _GridBrownian(BaseBrownian):
     def __repr__(self) -> str:
         return f"_GridBrownian(n_points={self.times.shape[0]})"
 
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.values.dtype
 
-    @property
-    def device(self) -> torch.device:
-        return self.values.device
-
-    @property
-    def shape(self) -> torch.Size:
-        return self.values.shape[1:]
-
-    @property
-    def levy_area_approximation(self) -> str:
-        return "none"
-
-
-class _FlatBrownian(BaseBrownian):
+class _FlatBrownian(_BrownianView):
     """A Brownian interval over states ``(B, *event)`` seen by torchsde as ``(B, D)``."""
 
     def __init__(self, interval: torchsde.BrownianInterval) -> None:
-        super().__init__()
+        shape = interval.shape
+        flat = torch.Size((shape[0], math.prod(shape[1:])))
+        super().__init__(interval.dtype, interval.device, flat, interval.levy_area_approximation)
         self.interval = interval
 
     def __call__(self, ta, tb=None, return_U=False, return_A=False):
@@ -127,23 +137,6 @@ class _FlatBrownian(BaseBrownian):
 
     def __repr__(self) -> str:
         return f"_FlatBrownian({self.interval!r})"
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.interval.dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self.interval.device
-
-    @property
-    def shape(self) -> torch.Size:
-        shape = self.interval.shape
-        return torch.Size((shape[0], math.prod(shape[1:])))
-
-    @property
-    def levy_area_approximation(self) -> str:
-        return self.interval.levy_area_approximation
 
 
 class TorchsdeSolver(Solver):
@@ -201,27 +194,17 @@ class TorchsdeSolver(Solver):
         block = torch.stack([increments[k] for k in range(len(increments))])
         return _GridBrownian(s_grid, rearrange(block, "n b ... -> n b (...)"))
 
-    def integrate(
-        self,
-        sde: SDE,
-        x0: Tensor,
-        grid: Tensor,
-        noise: NoiseSource | None,
-        *,
-        return_path: bool,
-        callback: Callback | None,
-        progress: bool,
-        checkpoint_every: int | None,
-    ) -> SolverOutput:
-        if callback is not None or progress or checkpoint_every:
+    def integrate(self, problem: Problem) -> SolverOutput:
+        if problem.callback is not None or problem.progress or problem.checkpoint_every:
             raise ValueError(
                 "torchsde methods do not take callback, progress or checkpoint_every; "
                 "use a native method (euler, heun) for those"
             )
+        sde, x0, grid = problem.sde, problem.x0, problem.grid
         sign = validate_grid(grid)
         s_grid = sign * grid
         flat = _FlatSDE(sde, x0.shape[1:], sign)
-        bm = self._brownian(noise, grid, s_grid, x0)
+        bm = self._brownian(problem.noise, grid, s_grid, x0)
         y0 = rearrange(x0, "b ... -> b (...)")
         kwargs = {"method": self.method, "adaptive": self.adaptive, "bm": bm}
         if self.adaptive:
@@ -245,4 +228,6 @@ class TorchsdeSolver(Solver):
                 )
             ys = torch.stack(ys_list)
         ys = ys.reshape(ys.shape[0], *x0.shape)
-        return SolverOutput(x=ys[-1], path=ys if return_path else None, nfe=flat.nfe, grid=grid)
+        return SolverOutput(
+            x=ys[-1], path=ys if problem.return_path else None, nfe=flat.nfe, grid=grid
+        )
