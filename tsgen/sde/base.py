@@ -150,6 +150,18 @@ class LinearSDE(SDE, GaussianTransitions):
         return 2 * torch.log(self.alpha(zero, t)) - torch.log(self.sigma2(zero, t))
 
 
+def broadcasts_to(
+    shape: tuple[int, ...] | torch.Size, target: tuple[int, ...] | torch.Size
+) -> bool:
+    """Whether a tensor of ``shape`` (a tuple or ``torch.Size``) broadcasts to ``target`` unchanged.
+
+    Pure Python on purpose: ``torch.broadcast_shapes`` imports sympy on first use (0.3 s).
+    """
+    if len(shape) > len(target):
+        return False
+    return all(s in (1, t) for s, t in zip(reversed(shape), reversed(target), strict=False))
+
+
 def check_positive(name: str, value: float | Tensor, *, allow_zero: bool = False) -> None:
     """Raise a ``ValueError`` naming ``name`` unless every entry is finite and positive."""
     bad = (

@@ -87,7 +87,11 @@ class GaussianNoise(NoiseSource):
     Args:
         generator: a ``torch.Generator`` on the device the states live on; ``None`` uses the
             global generator of that device.
-        chunk: steps drawn per call (bounded so that a block holds at most ``2**22`` numbers).
+        chunk: steps drawn per call, bounded so that a block holds at most ``2**15`` numbers on
+            the CPU and ``2**22`` on an accelerator. (On the CPU, larger blocks are returned to
+            the operating system when freed and page-faulted in again, and get split across
+            threads: both cost more than the per-call overhead they save; measured in
+            docs/benchmarks.md.)
     """
 
     def __init__(self, generator: torch.Generator | None = None, chunk: int = 64) -> None:
@@ -104,7 +108,8 @@ class GaussianNoise(NoiseSource):
     ) -> Increments:
         sqrt_dt = grid.diff().abs().sqrt().to(dtype=dtype, device=device)
         numel = max(1, int(np.prod(shape)))
-        chunk = max(1, min(self.chunk, (1 << 22) // numel))
+        budget = 1 << (15 if torch.device(device).type == "cpu" else 22)
+        chunk = max(1, min(self.chunk, budget // numel))
         return _ChunkedIncrements(self, sqrt_dt, torch.Size(shape), chunk)
 
 
@@ -129,7 +134,7 @@ class _ChunkedIncrements(Increments):
             n = min(self.chunk, self.n_steps - k)
             scale = _step_shape(self.sqrt_dt[k : k + n], len(self.shape))
             z = self.source.normal((n, *self.shape), self.sqrt_dt.dtype, self.sqrt_dt.device)
-            self.block = z * scale
+            self.block = z.mul_(scale)
         return self.block[k - self.start]
 
 
@@ -169,13 +174,13 @@ class PerSampleNoise(NoiseSource):
         return self._generators[device]
 
     def _per_sample(self, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> Tensor:
-        """``(B, *shape)``: one draw of ``shape`` per sample from its own generator."""
-        return torch.stack(
-            [
-                torch.randn(shape, generator=g, dtype=dtype, device=device)
-                for g in self.generators(device)
-            ]
-        )
+        """``(B, *shape)``: one draw of ``shape`` per sample from its own generator, written
+        straight into one preallocated block (no per-sample temporaries, no stacking copy)."""
+        generators = self.generators(device)
+        block = torch.empty((len(generators), *shape), dtype=dtype, device=device)
+        for row, generator in zip(block, generators, strict=True):
+            torch.randn(shape, generator=generator, dtype=dtype, device=device, out=row)
+        return block
 
     def _check_batch(self, shape: torch.Size) -> None:
         if len(shape) == 0 or shape[0] != len(self.seeds):
@@ -194,9 +199,10 @@ class PerSampleNoise(NoiseSource):
         self._check_batch(shape)
         n_steps = grid.shape[0] - 1
         z = self._per_sample(torch.Size((n_steps, *shape[1:])), dtype, device)
-        z = rearrange(z, "b n ... -> n b ...")
         sqrt_dt = grid.diff().abs().sqrt().to(dtype=dtype, device=device)
-        return _BlockIncrements(z * _step_shape(sqrt_dt, len(shape)))
+        # Scale in place, then view as (n_steps, B, ...): step k reads a strided slice.
+        z.mul_(rearrange(sqrt_dt, "n -> 1 n" + " 1" * (len(shape) - 1)))
+        return _BlockIncrements(rearrange(z, "b n ... -> n b ..."))
 
 
 class ExplicitIncrements(NoiseSource):

@@ -29,6 +29,7 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
+from tsgen.sde.base import broadcasts_to
 from tsgen.sde.processes import OrnsteinUhlenbeck
 
 __all__ = [
@@ -526,11 +527,7 @@ def _inverse_weighted(name: str, h: Tensor, variances: Tensor) -> Tensor:
     if h.ndim < 1:
         raise ValueError(f"{name} must have a batch dim, shape (B, *event); got a scalar")
     event = tuple(h.shape[1:])
-    try:
-        fits = torch.broadcast_shapes(event, tuple(variances.shape)) == event
-    except RuntimeError:
-        fits = False
-    if not fits:
+    if not broadcasts_to(variances.shape, event):
         raise ValueError(
             f"variances must broadcast to the event shape {event} of {name}; "
             f"got shape {tuple(variances.shape)}"

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from tsgen.sde.base import SDE
+from tsgen.sde.base import SDE, broadcasts_to
 from tsgen.sde.noise import GaussianNoise, Increments, NoiseSource
 
 __all__ = [
@@ -117,11 +117,7 @@ class Solver(ABC):
         with torch.no_grad():
             t0 = grid[0]
             diffusion = sde.diffusion(t0, x0)
-            try:
-                broadcast = torch.broadcast_shapes(diffusion.shape, x0.shape)
-            except RuntimeError:
-                broadcast = None
-            if broadcast != x0.shape:
+            if not broadcasts_to(diffusion.shape, x0.shape):
                 raise ValueError(
                     f"{type(sde).__name__}.diffusion returned shape {tuple(diffusion.shape)}, "
                     f"which does not broadcast to the state's shape {tuple(x0.shape)}"
