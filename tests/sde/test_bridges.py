@@ -229,3 +229,29 @@ def test_bridge_sample_refuses_a_grid_starting_at_T():
         bridge_sample(vp, lambda x, t: x, x_T, uniform_grid(1.0, 0.0, 10, dtype=F64))
     with pytest.raises(ValueError, match="mode must be one of"):
         bridge_sample(vp, lambda x, t: x, x_T, karras_grid(0.99, 0.01, 5, dtype=F64), mode="x")
+
+
+def test_spectral_ou_bridges_are_the_per_mode_closed_forms():
+    """sde.md "Spectral Hilbert-space OU": per mode, with v(tau) = (1 - e^{-2 a tau}) / (2a),
+    the bridge drift is -a x + e^{-a tau} (y - e^{-a tau} x) / v(tau) and the marginal has mean
+    [v(t,T) e^{-a t} x0 + v(0,t) e^{-a (T-t)} y] / v(0,T) and variance
+    s^2 lambda v(0,t) v(t,T) / v(0,T)."""
+    from tsgen.sde import SpectralBasis, SpectralOU
+
+    prior = SpectralOU(SpectralBasis("sine", 12, length=2.0), c=0.5, gamma=1.0, scale=1.3)
+    prior = prior.to(F64)
+    a, s2_lambda = prior.rate, prior.scale**2
+    x0, y = torch.randn(3, 2, 12, dtype=F64), torch.randn(3, 2, 12, dtype=F64)
+    T, t = 1.0, torch.tensor(0.35, dtype=F64)
+
+    def v(tau):
+        return -torch.expm1(-2 * a * tau) / (2 * a)
+
+    tau = T - t
+    bridge = LinearBridge(prior, endpoint=y, T=T)
+    drift = -a * x0 + torch.exp(-a * tau) * (y - torch.exp(-a * tau) * x0) / v(tau)
+    torch.testing.assert_close(bridge.drift(t, x0), drift, rtol=1e-12, atol=1e-12)
+    mean, std = bridge.marginal(t, x0)
+    expected_mean = (v(tau) * torch.exp(-a * t) * x0 + v(t) * torch.exp(-a * tau) * y) / v(T)
+    torch.testing.assert_close(mean, expected_mean, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(std**2, s2_lambda * v(t) * v(tau) / v(T), rtol=1e-12, atol=0)

@@ -141,3 +141,17 @@ def test_invalid_coefficients_raise_named_errors(build, message):
 def test_time_shape_mismatch_names_the_shapes():
     with pytest.raises(ValueError, match=r"t must be a scalar or have shape \(batch,\)"):
         OrnsteinUhlenbeck().drift(torch.zeros(3), torch.zeros(4, 2))
+
+
+@pytest.mark.parametrize(
+    "process", [OrnsteinUhlenbeck(rate=1.3, scale=0.8), VPSDE(0.2, 10.0)], ids=str
+)
+def test_exact_solver_samples_the_marginal_with_coarse_steps(process):
+    torch.manual_seed(3)
+    x0 = torch.full((N_PATHS, 1), 0.9, dtype=F64)
+    out = solve(process, x0, uniform_grid(0.0, 0.8, 4, dtype=F64), "exact")
+    assert out.nfe == 0
+    mean, std = process.marginal(0.8, x0[:1])
+    var = float(std.squeeze()) ** 2
+    assert abs(float(out.x.mean() - mean.squeeze())) < 3 * math.sqrt(var / N_PATHS)
+    assert abs(float(out.x.var()) / var - 1) < 3 * math.sqrt(2 / N_PATHS)
