@@ -222,13 +222,88 @@ def test_probability_flow_has_half_the_score():
     torch.testing.assert_close(flow, vp.drift(t, x) - g2 * (score / 2 - h))
 
 
-def test_bridge_sample_refuses_a_grid_starting_at_T():
-    vp = VPSDE()
-    x_T = torch.zeros(2, 2, dtype=F64)
-    with pytest.raises(ValueError, match="decreasing grid starting below T"):
-        bridge_sample(vp, lambda x, t: x, x_T, uniform_grid(1.0, 0.0, 10, dtype=F64))
-    with pytest.raises(ValueError, match="mode must be one of"):
-        bridge_sample(vp, lambda x, t: x, x_T, karras_grid(0.99, 0.01, 5, dtype=F64), mode="x")
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda vp, x_T: bridge_sample(vp, _half, x_T, uniform_grid(1.0, 0.0, 10, dtype=F64)),
+            "evaluates the dynamics of ReverseBridge at t = 1, where they are singular",
+        ),
+        (
+            lambda vp, x_T: bridge_sample(vp, _half, x_T, uniform_grid(0.9, -0.5, 10, dtype=F64)),
+            r"leaves the time domain \[0, 1\] of ReverseBridge",
+        ),
+        (
+            # 1 - 1e-9 < T in float64 but rounds to T in float32: checked after the cast.
+            lambda vp, x_T: bridge_sample(
+                vp, _half, x_T.float(), torch.tensor([1 - 1e-9, 0.5, 0.0], dtype=F64)
+            ),
+            "evaluates the dynamics of ReverseBridge at t = 1",
+        ),
+        (
+            lambda vp, x_T: solve(ReverseBridge(vp, _half, x_T), x_T, uniform_grid(0.1, 0.9, 4)),
+            "ReverseBridge runs backwards in time",
+        ),
+        (
+            lambda vp, x_T: solve(
+                ReverseBridge(vp, _half, x_T), x_T, uniform_grid(0.9, 0.0, 4, dtype=F64), "heun"
+            ),
+            "evaluates the dynamics of ReverseBridge at t = 0",
+        ),
+        (
+            lambda vp, x_T: solve(
+                LinearBridge(vp, x_T), x_T, uniform_grid(0.0, 1.0, 4, dtype=F64), "heun"
+            ),
+            "evaluates the dynamics of LinearBridge at t = 1",
+        ),
+        (
+            lambda vp, x_T: solve(
+                LinearBridge(vp, x_T), x_T, uniform_grid(0.0, 1.5, 4, dtype=F64), "exact"
+            ),
+            "leaves the time domain",
+        ),
+        (
+            lambda vp, x_T: solve(LinearBridge(vp, x_T[:, :1]), x_T, uniform_grid(0.0, 0.5, 4)),
+            r"LinearBridge.endpoint has shape \(2, 1\) but the state has shape \(2, 2\)",
+        ),
+        (
+            lambda vp, x_T: bridge_sample(vp, _half, x_T, karras_grid(0.99, 0.01, 5), mode="x"),
+            "mode must be one of",
+        ),
+    ],
+)
+def test_bridges_refuse_grids_that_reach_their_singular_times(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(VPSDE(), torch.zeros(2, 2, dtype=F64))
+
+
+def _half(x, t):
+    return 0.5 * x
+
+
+def test_bridges_integrate_up_to_a_singular_end_with_steps_that_do_not_evaluate_it():
+    vp = VPSDE(beta_min=0.2, beta_d=10.0)
+    x_T = torch.randn(3, 2, dtype=F64)
+    forward = solve(
+        LinearBridge(vp, x_T), torch.zeros(3, 2, dtype=F64), uniform_grid(0.0, 1.0, 50, dtype=F64)
+    )
+    assert torch.isfinite(forward.x).all()
+    exact = solve(
+        LinearBridge(vp, x_T),
+        torch.zeros(3, 2, dtype=F64),
+        uniform_grid(0.0, 1.0, 5, dtype=F64),
+        "exact",
+    )
+    torch.testing.assert_close(exact.x, x_T)  # the exact transition lands on the endpoint
+    grid = uniform_grid(0.99, 0.0, 20, dtype=F64)
+    reverse = solve(ReverseBridge(vp, _half, x_T), x_T, grid, "heun", final_euler=True)
+    assert torch.isfinite(reverse.x).all()
+
+
+def test_bridge_endpoints_follow_the_module():
+    bridge = ReverseBridge(VPSDE(), _half, torch.zeros(2, 3))
+    assert bridge.double().endpoint.dtype == F64
+    assert "endpoint" not in bridge.state_dict()
 
 
 def test_spectral_ou_bridges_are_the_per_mode_closed_forms():

@@ -267,6 +267,28 @@ def test_callback_can_replace_the_state_and_sees_every_step():
     assert out.path[1:].abs().max() <= 0.1 and out.path.shape == (6, 4, 2)
 
 
+def test_a_grid_is_validated_in_the_state_dtype():
+    grid = torch.tensor([0.5, 0.5 + 1e-9, 1.0], dtype=F64)  # distinct only in float64
+    with pytest.raises(ValueError, match="strictly monotone"):
+        solve(OrnsteinUhlenbeck(), torch.zeros(2, 1), grid, "exact")
+
+
+def test_coefficients_in_another_dtype_are_refused():
+    ou = OrnsteinUhlenbeck(rate=torch.tensor([1.0, 2.0], dtype=F64))
+    with pytest.raises(ValueError, match=r"returned torch.float64 on cpu for a state of torch.float32"):
+        solve(ou, torch.zeros(3, 2), uniform_grid(0.0, 1.0, 4))
+    assert solve(ou.float(), torch.zeros(3, 2), uniform_grid(0.0, 1.0, 4)).x.dtype == torch.float32
+
+
+def test_a_solver_instance_can_be_reused():
+    from tsgen.sde.solvers import Euler, Problem
+
+    solver = Euler()
+    problem = Problem(OrnsteinUhlenbeck(), torch.zeros(2, 1), uniform_grid(0.0, 1.0, 10))
+    assert solver.integrate(problem).nfe == 10
+    assert solver.integrate(problem).nfe == 10
+
+
 def test_progress_bar_runs():
     out = solve(OrnsteinUhlenbeck(), torch.zeros(2, 1), uniform_grid(0.0, 1.0, 3), progress=True)
     assert out.nfe == 3

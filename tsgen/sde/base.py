@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
+from einops import rearrange
 from torch import Tensor, nn
 
 NoiseType = Literal["none", "additive", "diagonal"]
 """``none``: an ODE; ``additive``: diffusion independent of the state; ``diagonal``: elementwise,
 state-dependent (multiplicative) noise."""
 
-NOISE_TYPES: tuple[str, ...] = ("none", "additive", "diagonal")
+NOISE_TYPES: tuple[str, ...] = get_args(NoiseType)
 
 
 def expand_time(t: Tensor | float, x: Tensor) -> Tensor:
@@ -37,7 +38,7 @@ def expand_time(t: Tensor | float, x: Tensor) -> Tensor:
     if t.ndim == 0:
         return t
     if t.ndim == 1 and x.ndim >= 1 and t.shape[0] == x.shape[0]:
-        return t.reshape(t.shape[0], *([1] * (x.ndim - 1)))
+        return rearrange(t, "b -> b" + " 1" * (x.ndim - 1))
     raise ValueError(
         f"t must be a scalar or have shape (batch,) = ({x.shape[0] if x.ndim else '?'},) to match "
         f"the state of shape {tuple(x.shape)}; got t of shape {tuple(t.shape)}"
@@ -61,6 +62,12 @@ class SDE(nn.Module, ABC):
     @abstractmethod
     def diffusion(self, t: Tensor, x: Tensor) -> Tensor:
         """Diagonal diffusion ``g(t, x)``, broadcastable to ``x``'s shape, non-negative."""
+
+    def check_inputs(self, x0: Tensor, times: Tensor, drift_times: Tensor) -> None:
+        """Part of the solvers' one contract check: raise a ``ValueError`` if this SDE cannot be
+        integrated from ``x0`` over ``times`` (the grid, on the host) with its drift evaluated
+        at ``drift_times``. SDEs with singular times or fixed end states override it; the
+        default accepts everything."""
 
 
 class ODE(SDE):

@@ -20,6 +20,7 @@ predictor ``D(x_t, t) ~ E[X_0 | X_t, X_T]`` the score of ``q(x_t | x_T)`` is
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -58,7 +59,9 @@ def bridge_coefficients(
 
     Args:
         process: a linear SDE with closed-form ``alpha`` and ``sigma2``.
-        t: times with ``s <= t <= T``, any shape broadcasting with the coefficients.
+        t: times with ``s <= t <= T``. They broadcast against the process's coefficients as
+            they are: for per-sample times ``(B,)`` with per-coordinate coefficients, pass
+            ``expand_time(t, x)`` so that the batch dimension stays in front.
         T: the pinned end time; s: the start time.
 
     Returns:
@@ -118,8 +121,13 @@ class LinearBridge(SDE, GaussianTransitions):
     def __init__(self, process: LinearSDE, endpoint: Tensor, T: float = 1.0) -> None:
         super().__init__()
         self.process = process
-        self.endpoint = endpoint
+        self.register_buffer("endpoint", endpoint, persistent=False)
         self.T = float(T)
+
+    def check_inputs(self, x0: Tensor, times: Tensor, drift_times: Tensor) -> None:
+        # The h-drift is singular at T; the transitions are defined up to T.
+        _check_endpoint(self, x0)
+        _check_times(self, times, drift_times, lower=-math.inf, upper=self.T)
 
     def drift(self, t: Tensor, x: Tensor) -> Tensor:
         h = h_transform(self.process, t, x, self.endpoint, self.T)
@@ -168,8 +176,19 @@ class ReverseBridge(SDE):
         super().__init__()
         self.process = process
         self.predictor = predictor if isinstance(predictor, nn.Module) else _Wrapped(predictor)
-        self.endpoint = endpoint
+        self.register_buffer("endpoint", endpoint, persistent=False)
         self.T = float(T)
+
+    def check_inputs(self, x0: Tensor, times: Tensor, drift_times: Tensor) -> None:
+        # h is singular at T and the score at 0 (c_t = 0 at both ends): integrate backwards
+        # inside [0, T] and evaluate the dynamics strictly inside.
+        _check_endpoint(self, x0)
+        if not bool(times[-1] < times[0]):
+            raise ValueError(
+                f"ReverseBridge runs backwards in time: the grid must decrease; it goes from "
+                f"{float(times[0]):.6g} to {float(times[-1]):.6g}"
+            )
+        _check_times(self, times, drift_times, lower=0.0, upper=self.T)
 
     def score(self, t: Tensor, x: Tensor) -> Tensor:
         """``grad log q(x_t | x_T) = -(x - a_t x_T - b_t D(x, t)) / c_t`` (one predictor call)."""
@@ -191,6 +210,34 @@ class ReverseBridge(SDE):
     def probability_flow(self) -> ODE:
         """The probability-flow ODE sharing this bridge's marginals."""
         return _BridgeProbabilityFlow(self)
+
+
+def _check_endpoint(bridge: SDE, x0: Tensor) -> None:
+    if bridge.endpoint.shape != x0.shape:
+        raise ValueError(
+            f"{type(bridge).__name__}.endpoint has shape {tuple(bridge.endpoint.shape)} but the "
+            f"state has shape {tuple(x0.shape)}; they must be equal"
+        )
+
+
+def _check_times(
+    bridge: SDE, times: Tensor, drift_times: Tensor, lower: float, upper: float
+) -> None:
+    """Grid inside ``[lower, upper]``; dynamics evaluated strictly inside ``(lower, upper)``."""
+    name = type(bridge).__name__
+    if bool((times < lower).any() | (times > upper).any()):
+        raise ValueError(
+            f"the grid leaves the time domain [{lower:.6g}, {upper:.6g}] of {name}: it spans "
+            f"{float(times.min()):.6g} to {float(times.max()):.6g}"
+        )
+    singular = drift_times[(drift_times <= lower) | (drift_times >= upper)]
+    if singular.numel():
+        raise ValueError(
+            f"the method evaluates the dynamics of {name} at t = {float(singular[0]):.6g}, where "
+            f"they are singular (only ({lower:.6g}, {upper:.6g}) is allowed): start strictly "
+            "inside, and end at a singular time only with a last step that does not evaluate "
+            "there (euler, or final_euler=True)"
+        )
 
 
 class _Wrapped(nn.Module):

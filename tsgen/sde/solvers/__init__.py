@@ -13,6 +13,7 @@ One module per method; each solver declares its capabilities and checks its inpu
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from torch import Tensor
@@ -64,12 +65,13 @@ def make_solver(method: str, **options: Any) -> Solver:
         raise ValueError(
             f"unknown method '{method}'; choose one of {sorted(SOLVERS)} or 'torchsde:<method>'"
         )
-    try:
-        return SOLVERS[method](**options)
-    except TypeError as error:
+    accepted = inspect.signature(SOLVERS[method]).parameters
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
         raise TypeError(
-            f"method '{method}' got unexpected options {sorted(options)}: {error}"
-        ) from None
+            f"method '{method}' got unexpected options {unknown}; it takes {sorted(accepted)}"
+        )
+    return SOLVERS[method](**options)
 
 
 def solve(
@@ -109,8 +111,12 @@ def solve(
     solver = make_solver(method, **options)
     if not isinstance(x0, Tensor):
         raise TypeError(f"x0 must be a torch.Tensor of shape (batch, ...); got {type(x0).__name__}")
+    if not isinstance(grid, Tensor):
+        raise TypeError(f"grid must be a torch.Tensor of times; got {type(grid).__name__}")
+    # Validated after the cast: distinct float64 times can coincide in float32 or bfloat16.
+    grid = grid.to(dtype=x0.dtype, device=x0.device) if x0.is_floating_point() else grid
     direction = validate_grid(grid)
-    grid = grid.to(dtype=x0.dtype, device=x0.device)
+    times = grid.detach().cpu()
     if checkpoint_every is not None:
         if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
             raise ValueError(
@@ -118,7 +124,7 @@ def solve(
             )
         if callback is not None:
             raise ValueError("checkpoint_every cannot be combined with a callback")
-    solver.check(sde, x0, grid, direction)
+    solver.check(sde, x0, grid, times, direction)
     return solver.integrate(
         Problem(sde, x0, grid, noise, return_path, callback, progress, checkpoint_every)
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import Tensor
@@ -14,6 +14,9 @@ from torch.utils.checkpoint import checkpoint
 
 from tsgen.sde.base import SDE, broadcasts_to
 from tsgen.sde.noise import GaussianNoise, Increments, NoiseSource
+
+if TYPE_CHECKING:
+    from tqdm.auto import tqdm
 
 __all__ = [
     "Callback",
@@ -88,12 +91,14 @@ class Solver(ABC):
     noise_types: ClassVar[frozenset[str]] = frozenset({"none", "additive", "diagonal"})
     directions: ClassVar[tuple[int, ...]] = (1, -1)
 
-    def check(self, sde: SDE, x0: Tensor, grid: Tensor, direction: int) -> None:
-        """The one contract check, run once before integrating.
+    def check(self, sde: SDE, x0: Tensor, grid: Tensor, times: Tensor, direction: int) -> None:
+        """The one contract check, run once before integrating (``grid`` on ``x0``'s device and
+        dtype, ``times`` the same grid on the host).
 
         Raises ``TypeError``/``ValueError`` naming what is wrong: the SDE type, the state, a
-        noise type or time direction this solver does not support, drift or diffusion shapes
-        that do not match the state, or a negative diffusion.
+        noise type or time direction this solver does not support, times the SDE cannot be
+        evaluated at, a diffusion of the wrong shape, dtype or device, or a negative one. The
+        drift (often a network) is checked on its first evaluation instead.
         """
         if not isinstance(sde, SDE):
             raise TypeError(f"sde must be a tsgen.sde.SDE; got {type(sde).__name__}")
@@ -111,9 +116,9 @@ class Solver(ABC):
             )
         if direction not in self.directions:
             raise ValueError(f"method '{self.name}' needs an increasing time grid")
+        sde.check_inputs(x0, times, self.drift_times(times))
         if sde.noise_type == "none":
             return
-        # The drift (often a network) is checked on its first evaluation, not evaluated here.
         with torch.no_grad():
             t0 = grid[0]
             diffusion = sde.diffusion(t0, x0)
@@ -122,11 +127,22 @@ class Solver(ABC):
                     f"{type(sde).__name__}.diffusion returned shape {tuple(diffusion.shape)}, "
                     f"which does not broadcast to the state's shape {tuple(x0.shape)}"
                 )
+            if diffusion.dtype != x0.dtype or diffusion.device != x0.device:
+                raise ValueError(
+                    f"{type(sde).__name__}.diffusion returned {diffusion.dtype} on "
+                    f"{diffusion.device} for a state of {x0.dtype} on {x0.device}; move the SDE "
+                    "to the state's dtype and device (sde.to(x0))"
+                )
             if bool((diffusion < 0).any()):
                 raise ValueError(
                     f"{type(sde).__name__}.diffusion must be non-negative; got a minimum of "
                     f"{float(diffusion.min())} at t = {float(t0)}"
                 )
+
+    def drift_times(self, times: Tensor) -> Tensor:
+        """The grid times at which the method evaluates the drift (between them it may evaluate
+        at interior times too): every point but the last, by default."""
+        return times[:-1]
 
     def accepted_noise_types(self) -> frozenset[str]:
         """The noise types this configured solver accepts (its class's ``noise_types``)."""
@@ -142,11 +158,17 @@ class Solver(ABC):
 
 
 def check_drift_shape(sde: SDE, drift: Tensor, x: Tensor) -> Tensor:
-    """Return ``drift`` if it has the state's shape, else raise a ``ValueError`` naming both."""
+    """Return ``drift`` if it has the state's shape, dtype and device, else raise a
+    ``ValueError`` naming both."""
     if drift.shape != x.shape:
         raise ValueError(
             f"{type(sde).__name__}.drift returned shape {tuple(drift.shape)} for a state of shape "
             f"{tuple(x.shape)}; it must return the state's shape"
+        )
+    if drift.dtype != x.dtype or drift.device != x.device:
+        raise ValueError(
+            f"{type(sde).__name__}.drift returned {drift.dtype} on {drift.device} for a state of "
+            f"{x.dtype} on {x.device}; move the SDE to the state's dtype and device (sde.to(x0))"
         )
     return drift
 
@@ -173,12 +195,14 @@ class FixedStepSolver(Solver):
         self.times = list(grid.unbind())
         self.steps = list(grid.diff().unbind())
 
+    @abstractmethod
     def step(self, sde: SDE, k: int, x: Tensor, dW: Tensor | None, last: bool) -> Tensor:
         """Advance ``x`` from ``grid[k]`` to ``grid[k+1]`` with Brownian increment ``dW``."""
-        raise NotImplementedError
 
     def integrate(self, problem: Problem) -> SolverOutput:
         sde, x0, grid, noise = problem.sde, problem.x0, problem.grid, problem.noise
+        # Per-run state: a solver instance integrates one problem at a time.
+        self.nfe = 0
         self.prepare(sde, grid)
         n_steps = grid.shape[0] - 1
         increments: Increments | None = None
@@ -234,7 +258,7 @@ class FixedStepSolver(Solver):
         return out if keep_all else [x]
 
 
-def _progress_bar(total: int, name: str):
+def _progress_bar(total: int, name: str) -> tqdm:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=f"solving {name}", leave=False)

@@ -61,15 +61,12 @@ def bridge_sample(
     """
     from tsgen.sde.solvers import solve
 
-    n_steps = grid.shape[0] - 1 if isinstance(grid, Tensor) and grid.ndim == 1 else 0
+    validate_grid(grid)
+    n_steps = grid.shape[0] - 1
     fractions = {"hybrid": churn, "sde": 1.0, "ode": [1.0] + [0.0] * (n_steps - 1)}
     if mode not in fractions:
         raise ValueError(f"mode must be one of {sorted(fractions)}; got '{mode}'")
-    if validate_grid(grid) != -1 or not float(grid[0]) < T:
-        raise ValueError(
-            f"bridge_sample needs a decreasing grid starting below T = {T} (the h-transform is "
-            f"singular at T); got grid from {float(grid[0])} to {float(grid[-1])}"
-        )
+    # The grid's range (inside [0, T], decreasing, starting below T) is checked by ReverseBridge.
     reverse = ReverseBridge(process, predictor, x_T, T)
     return solve(
         reverse,

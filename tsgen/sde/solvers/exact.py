@@ -25,13 +25,13 @@ class Exact(FixedStepSolver):
     directions: ClassVar[tuple[int, ...]] = (1,)
     noise_types: ClassVar[frozenset[str]] = frozenset({"additive"})
 
-    def check(self, sde: SDE, x0: Tensor, grid: Tensor, direction: int) -> None:
+    def check(self, sde: SDE, x0: Tensor, grid: Tensor, times: Tensor, direction: int) -> None:
         if not isinstance(sde, GaussianTransitions):
             raise ValueError(
                 f"method 'exact' needs a process with closed-form Gaussian transitions "
                 f"(a LinearSDE or LinearBridge); got {type(sde).__name__}"
             )
-        super().check(sde, x0, grid, direction)
+        super().check(sde, x0, grid, times, direction)
 
     def prepare(self, sde: SDE, grid: Tensor) -> None:
         super().prepare(sde, grid)

@@ -56,7 +56,7 @@ class Heun(FixedStepSolver):
         self.churn = churn
         self.final_euler = bool(final_euler)
 
-    def check(self, sde: SDE, x0: Tensor, grid: Tensor, direction: int) -> None:
+    def check(self, sde: SDE, x0: Tensor, grid: Tensor, times: Tensor, direction: int) -> None:
         n_steps = grid.shape[0] - 1
         if not isinstance(self.churn, (int, float, type(None))) and len(self.churn) != n_steps:
             raise ValueError(
@@ -67,7 +67,15 @@ class Heun(FixedStepSolver):
                 f"method '{self.name}' with churn needs an SDE with a probability_flow() method "
                 f"(e.g. tsgen.sde.ReverseBridge); {type(sde).__name__} has none"
             )
-        super().check(sde, x0, grid, direction)
+        super().check(sde, x0, grid, times, direction)
+
+    def drift_times(self, times: Tensor) -> Tensor:
+        # The corrector of the last interval evaluates the drift at the final time, unless that
+        # interval is a plain Euler step (final_euler) or a pure SDE move (churn 1).
+        last_churn = self._fractions(times.shape[0] - 1)[-1] if self.churn is not None else 0.0
+        if self.final_euler or last_churn == 1.0:
+            return times[:-1]
+        return times
 
     def accepted_noise_types(self) -> frozenset[str]:
         # With churn the noise enters through an Euler-Maruyama move, valid for any noise type.
@@ -152,8 +160,8 @@ class ODEHeun(Heun):
     def __init__(self, final_euler: bool = False) -> None:
         super().__init__(churn=None, final_euler=final_euler)
 
-    def check(self, sde: SDE, x0: Tensor, grid: Tensor, direction: int) -> None:
-        super().check(self._ode(sde), x0, grid, direction)
+    def check(self, sde: SDE, x0: Tensor, grid: Tensor, times: Tensor, direction: int) -> None:
+        super().check(self._ode(sde), x0, grid, times, direction)
 
     def uses_noise(self, sde: SDE) -> bool:
         return False

@@ -27,7 +27,6 @@ __all__ = ["TorchsdeSolver"]
 
 # Ito methods of torchsde and their strong orders for diagonal noise (sde.md "Solvers").
 _ITO_METHODS = {"euler": 0.5, "milstein": 1.0, "srk": 1.5}
-_ADJOINT_OF = {"euler": "euler", "milstein": "milstein", "srk": "srk"}
 
 
 class _FlatSDE(nn.Module):
@@ -171,7 +170,7 @@ class TorchsdeSolver(Solver):
         self.method = method
         self.strong_order = _ITO_METHODS[method]
         self.adjoint = bool(adjoint)
-        self.adjoint_method = adjoint_method or _ADJOINT_OF[method]
+        self.adjoint_method = adjoint_method or method
         self.adaptive = bool(adaptive)
         self.rtol, self.atol, self.dt_min = rtol, atol, dt_min
 
