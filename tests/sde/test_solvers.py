@@ -159,9 +159,15 @@ def test_brownian_interval_noise_is_one_path_for_both_backends():
     noise = BrownianIntervalNoise(entropy=7)
     native = solve(sde, x0, grid, "euler", noise=noise).x
     backend = solve(sde, x0, grid, "torchsde:euler", noise=noise).x
-    # torchsde reaches grid times by accumulating t + dt, a few ulps off the grid; the interval's
-    # Brownian bridge answers such a query with an increment that differs by O(sqrt(1e-16)).
-    torch.testing.assert_close(backend, native, rtol=1e-7, atol=1e-7)
+    torch.testing.assert_close(backend, native, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("grid_name", GRIDS)
+def test_torchsde_fixed_step_methods_take_one_drift_evaluation_per_step(grid_name):
+    grid = GRIDS[grid_name]
+    for method in ["torchsde:euler", "torchsde:milstein"]:
+        out = solve(MLPDrift(), torch.randn(2, 2, 3, dtype=F64), grid, method)
+        assert out.nfe == grid.shape[0] - 1
 
 
 def test_torchsde_srk_and_adaptive_need_a_brownian_interval():
@@ -275,7 +281,9 @@ def test_a_grid_is_validated_in_the_state_dtype():
 
 def test_coefficients_in_another_dtype_are_refused():
     ou = OrnsteinUhlenbeck(rate=torch.tensor([1.0, 2.0], dtype=F64))
-    with pytest.raises(ValueError, match=r"returned torch.float64 on cpu for a state of torch.float32"):
+    with pytest.raises(
+        ValueError, match=r"returned torch.float64 on cpu for a state of torch.float32"
+    ):
         solve(ou, torch.zeros(3, 2), uniform_grid(0.0, 1.0, 4))
     assert solve(ou.float(), torch.zeros(3, 2), uniform_grid(0.0, 1.0, 4)).x.dtype == torch.float32
 

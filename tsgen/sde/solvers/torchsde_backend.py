@@ -2,14 +2,22 @@
 the same interface as the native ones.
 
 torchsde integrates flat ``(B, D)`` states forward in time, steps at multiples of ``dt`` and
-interpolates linearly in between. The adapter therefore flattens states with einops, integrates a
-decreasing grid in ``s = -t`` (``dY = -f(-s, Y) ds + g dW``), and on a non-uniform grid makes one
-call per interval with ``dt`` the interval, so that every grid point is hit exactly.
+interpolates linearly in between. The adapter flattens states with einops and picks a clock:
+
+- Fixed-step methods (``euler``, ``milstein``) run in step-index time ``u``: on ``[k, k + 1]``
+  the SDE ``dX = f dt + g dW`` over ``[t_k, t_{k+1}]`` is ``dX = f dt_k du + g sqrt|dt_k| dB_u``
+  with ``dB = dW / sqrt|dt_k|`` of unit variance. One call with ``dt = 1`` hits every grid point
+  exactly, whatever the grid's spacing or direction, and the increments of any noise source
+  are those the native solvers use. (Both methods evaluate the coefficients at the start of
+  each step only, so the per-step scalings are exact, Milstein's correction included.)
+- Adaptive steps and ``srk`` query the Brownian motion at arbitrary times: they run in
+  ``s = +-t`` (a decreasing grid as ``dY = -f(-s, Y) ds + g dW``) on a Brownian interval.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -19,8 +27,7 @@ from torch import Tensor, nn
 from torchsde import BaseBrownian
 
 from tsgen.sde.base import SDE
-from tsgen.sde.grids import validate_grid
-from tsgen.sde.noise import BrownianIntervalNoise, GaussianNoise, NoiseSource
+from tsgen.sde.noise import BrownianIntervalNoise, GaussianNoise
 from tsgen.sde.solvers.base import Problem, Solver, SolverOutput, check_drift_shape
 
 __all__ = ["TorchsdeSolver"]
@@ -29,33 +36,62 @@ __all__ = ["TorchsdeSolver"]
 _ITO_METHODS = {"euler": 0.5, "milstein": 1.0, "srk": 1.5}
 
 
+Clock = Callable[[Tensor], tuple[Tensor, Tensor, Tensor]]
+"""``clock(u) -> (t, drift_scale, diffusion_scale)``: torchsde's time to tsgen's, with the factors
+that turn ``f`` and ``g`` into the coefficients in torchsde's time."""
+
+
+def _signed_clock(sign: int) -> Clock:
+    """``s = sign * t``: ``dX = sign f ds + g dW``."""
+    one = torch.ones(())
+    return lambda s: (sign * s, sign * one.to(s), one.to(s))
+
+
+def _step_clock(grid: Tensor) -> Clock:
+    """``u = k`` at ``grid[k]``: on step ``k``, ``dX = f dt_k du + g sqrt|dt_k| dB_u``."""
+    steps = grid.diff()
+    sqrt_steps = steps.abs().sqrt()
+    last = steps.shape[0] - 1
+
+    def clock(u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        # Coefficients are evaluated at step starts u = k (exact integers in floating point).
+        k = u.floor().long().clamp(0, last)
+        return grid[k], steps[k], sqrt_steps[k]
+
+    return clock
+
+
 class _FlatSDE(nn.Module):
-    """A tsgen SDE seen by torchsde: flat ``(B, D)`` states, time ``s = sign * t``."""
+    """A tsgen SDE seen by torchsde: flat ``(B, D)`` states on a chosen clock; counts drifts."""
 
     sde_type = "ito"
     noise_type = "diagonal"
 
-    def __init__(self, sde: SDE, event_shape: torch.Size, sign: int) -> None:
+    def __init__(self, sde: SDE, event_shape: torch.Size, clock: Clock) -> None:
         super().__init__()
         self.sde = sde
         self.event_shape = event_shape
-        self.sign = sign
+        self.clock = clock
         self.nfe = 0
 
     def _state(self, y: Tensor) -> Tensor:
+        # reshape, not unflatten: the event shape may be empty (states of shape (B,)).
         return y.reshape(y.shape[0], *self.event_shape)
 
-    def f(self, s: Tensor, y: Tensor) -> Tensor:
+    def f(self, u: Tensor, y: Tensor) -> Tensor:
         self.nfe += 1
         x = self._state(y)
-        drift = self.sde.drift(self.sign * s, x)
+        t, drift_scale, _ = self.clock(u)
+        drift = self.sde.drift(t, x)
         if self.nfe == 1:
             check_drift_shape(self.sde, drift, x)
-        return self.sign * rearrange(drift, "b ... -> b (...)")
+        return rearrange(drift, "b ... -> b (...)") * drift_scale
 
-    def g(self, s: Tensor, y: Tensor) -> Tensor:
+    def g(self, u: Tensor, y: Tensor) -> Tensor:
         x = self._state(y)
-        return rearrange(self.sde.diffusion(self.sign * s, x).expand(x.shape), "b ... -> b (...)")
+        t, _, diffusion_scale = self.clock(u)
+        diffusion = self.sde.diffusion(t, x).expand(x.shape)
+        return rearrange(diffusion, "b ... -> b (...)") * diffusion_scale
 
 
 class _BrownianView(BaseBrownian):
@@ -174,59 +210,46 @@ class TorchsdeSolver(Solver):
         self.adaptive = bool(adaptive)
         self.rtol, self.atol, self.dt_min = rtol, atol, dt_min
 
-    def _brownian(
-        self, noise: NoiseSource | None, grid: Tensor, s_grid: Tensor, x0: Tensor
-    ) -> BaseBrownian:
-        needs_interval = self.adaptive or self.method == "srk"
-        if noise is None:
-            noise = BrownianIntervalNoise() if needs_interval else GaussianNoise()
-        if isinstance(noise, BrownianIntervalNoise):
-            lo, hi = float(s_grid[0]), float(s_grid[-1])
-            return _FlatBrownian(noise.brownian_for(lo, hi, tuple(x0.shape), x0.dtype, x0.device))
-        if needs_interval:
-            raise ValueError(
-                f"torchsde:{self.method}{' (adaptive)' if self.adaptive else ''} queries the "
-                "Brownian motion between grid times (and srk needs Levy areas): pass "
-                f"noise=tsgen.sde.BrownianIntervalNoise(...), not {type(noise).__name__}"
-            )
-        increments = noise.increments(grid, x0.shape, x0.dtype, x0.device)
-        block = torch.stack([increments[k] for k in range(len(increments))])
-        return _GridBrownian(s_grid, rearrange(block, "n b ... -> n b (...)"))
-
     def integrate(self, problem: Problem) -> SolverOutput:
         if problem.callback is not None or problem.progress or problem.checkpoint_every:
             raise ValueError(
                 "torchsde methods do not take callback, progress or checkpoint_every; "
                 "use a native method (euler, heun) for those"
             )
-        sde, x0, grid = problem.sde, problem.x0, problem.grid
-        sign = validate_grid(grid)
-        s_grid = sign * grid
-        flat = _FlatSDE(sde, x0.shape[1:], sign)
-        bm = self._brownian(problem.noise, grid, s_grid, x0)
-        y0 = rearrange(x0, "b ... -> b (...)")
-        kwargs = {"method": self.method, "adaptive": self.adaptive, "bm": bm}
+        sde, x0, grid, noise = problem.sde, problem.x0, problem.grid, problem.noise
+        kwargs = {"method": self.method, "adaptive": self.adaptive}
         if self.adaptive:
             kwargs.update(rtol=self.rtol, atol=self.atol, dt_min=self.dt_min)
         if self.adjoint:
             kwargs.update(adjoint_method=self.adjoint_method)
-        integrate = torchsde.sdeint_adjoint if self.adjoint else torchsde.sdeint
-        steps = s_grid.diff()
-        if self.adaptive or bool((steps - steps.mean()).abs().max() <= 1e-9 * steps.abs().max()):
-            ys = integrate(flat, y0, s_grid, dt=float(steps[0]), **kwargs)
-        else:
-            # A step a hair longer than the interval is clipped to its end by torchsde, so each
-            # call takes exactly one step and lands on the grid point.
-            ys_list = [y0]
-            for k in range(steps.shape[0]):
-                interval = s_grid[k : k + 2]
-                ys_list.append(
-                    integrate(
-                        flat, ys_list[-1], interval, dt=float(steps[k]) * (1 + 1e-9), **kwargs
-                    )[-1]
+        if self.adaptive or self.method == "srk":
+            if noise is None:
+                noise = BrownianIntervalNoise()
+            if not isinstance(noise, BrownianIntervalNoise):
+                raise ValueError(
+                    f"torchsde:{self.method}{' (adaptive)' if self.adaptive else ''} queries the "
+                    "Brownian motion between grid times (and srk needs Levy areas): pass "
+                    f"noise=tsgen.sde.BrownianIntervalNoise(...), not {type(noise).__name__}"
                 )
-            ys = torch.stack(ys_list)
+            sign = 1 if bool(grid[-1] > grid[0]) else -1
+            ts = sign * grid
+            interval = noise.brownian_for(
+                float(ts[0]), float(ts[-1]), tuple(x0.shape), x0.dtype, x0.device
+            )
+            flat = _FlatSDE(sde, x0.shape[1:], _signed_clock(sign))
+            kwargs.update(bm=_FlatBrownian(interval), dt=float(ts[1] - ts[0]))
+        else:
+            source = noise if noise is not None else GaussianNoise()
+            increments = source.increments(grid, x0.shape, x0.dtype, x0.device)
+            block = torch.stack([increments[k] for k in range(len(increments))])
+            unit = block / rearrange(grid.diff().abs().sqrt(), "n -> n" + " 1" * x0.ndim)
+            ts = torch.arange(grid.shape[0], dtype=x0.dtype, device=x0.device)
+            flat = _FlatSDE(sde, x0.shape[1:], _step_clock(grid))
+            kwargs.update(bm=_GridBrownian(ts, rearrange(unit, "n b ... -> n b (...)")), dt=1.0)
+        integrate = torchsde.sdeint_adjoint if self.adjoint else torchsde.sdeint
+        ys = integrate(flat, rearrange(x0, "b ... -> b (...)"), ts, **kwargs)
         ys = ys.reshape(ys.shape[0], *x0.shape)
+        # torchsde evaluates the drift once more to check shapes before integrating.
         return SolverOutput(
-            x=ys[-1], path=ys if problem.return_path else None, nfe=flat.nfe, grid=grid
+            x=ys[-1], path=ys if problem.return_path else None, nfe=flat.nfe - 1, grid=grid
         )
