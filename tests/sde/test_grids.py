@@ -89,6 +89,10 @@ def test_uniform_grids_are_valid_either_way(start, span, n, backwards):
             r"final_step must lie in \(0, \|end - start\|\)",
         ),
         (lambda: log_snr_grid(VPSDE(), 0.0, 1.0, 4), "log-SNR is infinite at 0"),
+        (
+            lambda: log_snr_grid(OrnsteinUhlenbeck(rate=torch.ones(3)), 0.1, 1.0, 4),
+            "needs a process with scalar coefficients",
+        ),
         (lambda: validate_grid(torch.tensor([[0.0, 1.0]])), "1-D tensor of at least 2 times"),
         (lambda: validate_grid(torch.tensor([0, 1])), "floating-point"),
         (

@@ -128,3 +128,22 @@ def test_explicit_increments_validate_shape():
         ExplicitIncrements(torch.zeros(3))
     with pytest.raises(ValueError, match="factor must be a positive divisor"):
         coarsen_increments(torch.zeros(5, 1), 2)
+
+
+def test_prior_draws_follow_per_sample_seeds():
+    from tsgen.sde import OrnsteinUhlenbeck, SpectralBasis, SpectralOU
+
+    ou = OrnsteinUhlenbeck(rate=1.0, scale=0.5)
+    x0 = torch.ones(6, 3)
+    few = ou.sample_marginal(0.4, x0[:2], PerSampleNoise([10, 11]))
+    many = ou.sample_marginal(0.4, x0, PerSampleNoise(range(10, 16)))
+    assert torch.equal(few, many[:2])
+    prior = SpectralOU(SpectralBasis("sine", 5))
+    a = prior.sample_stationary(2, 3, PerSampleNoise([4, 5]))
+    b = prior.sample_stationary(3, 3, PerSampleNoise([9, 4, 5]))
+    assert torch.equal(a, b[1:])
+
+
+def test_gaussian_noise_validates_its_chunk():
+    with pytest.raises(ValueError, match="chunk must be a positive integer; got 2.5"):
+        GaussianNoise(chunk=2.5)

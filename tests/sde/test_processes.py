@@ -155,3 +155,8 @@ def test_exact_solver_samples_the_marginal_with_coarse_steps(process):
     var = float(std.squeeze()) ** 2
     assert abs(float(out.x.mean() - mean.squeeze())) < 3 * math.sqrt(var / N_PATHS)
     assert abs(float(out.x.var()) / var - 1) < 3 * math.sqrt(2 / N_PATHS)
+
+
+def test_ou_stationary_variance_is_infinite_without_mean_reversion():
+    assert OrnsteinUhlenbeck(rate=0.0, scale=2.0).stationary_variance() == math.inf
+    assert OrnsteinUhlenbeck(rate=2.0, scale=2.0).stationary_variance() == 1.0

@@ -345,7 +345,7 @@ def test_sample_stationary() -> None:
     # Sample variance / true variance has standard error sqrt(2 / n) = 0.01.
     ratio = draws.var(dim=0)[0] / std**2
     assert (ratio - 1).abs().max() < 0.05
-    with pytest.raises(ValueError, match="eps"):
+    with pytest.raises(ValueError, match="noise given as a tensor must have shape"):
         process.sample_stationary(5, 2, eps[:, :1])
 
 

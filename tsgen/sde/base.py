@@ -16,6 +16,8 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from tsgen.sde.noise import NoiseSource, standard_normal
+
 NoiseType = Literal["none", "additive", "diagonal"]
 """``none``: an ODE; ``additive``: diffusion independent of the state; ``diagonal``: elementwise,
 state-dependent (multiplicative) noise."""
@@ -101,17 +103,13 @@ class GaussianTransitions(ABC):
         """Mean and standard deviation of ``X_t | X_0 = x0``."""
         return self.transition(0.0, t, x0)
 
-    def sample_marginal(self, t: Tensor | float, x0: Tensor, eps: Tensor | None = None) -> Tensor:
-        """Draw ``X_t | X_0 = x0`` as ``mean + std * eps`` (``eps`` standard normal, ``x0``'s
-        shape; drawn from the global generator when omitted)."""
+    def sample_marginal(
+        self, t: Tensor | float, x0: Tensor, noise: NoiseSource | Tensor | None = None
+    ) -> Tensor:
+        """Draw ``X_t | X_0 = x0`` as ``mean + std * eps`` with ``eps`` standard normal of
+        ``x0``'s shape from ``noise`` (see :func:`tsgen.sde.noise.standard_normal`)."""
         mean, std = self.marginal(t, x0)
-        if eps is None:
-            eps = torch.randn_like(x0)
-        elif eps.shape != x0.shape:
-            raise ValueError(
-                f"eps must have the shape of x0 {tuple(x0.shape)}; got {tuple(eps.shape)}"
-            )
-        return mean + std * eps
+        return mean + std * standard_normal(x0.shape, x0.dtype, x0.device, noise)
 
 
 class LinearSDE(SDE, GaussianTransitions):

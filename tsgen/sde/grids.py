@@ -123,6 +123,11 @@ def log_snr_grid(
     if lo <= 0:
         raise ValueError(f"log_snr_grid needs times > 0 (log-SNR is infinite at 0); got {lo}")
     bounds = torch.tensor([start, end], dtype=torch.float64)
+    if process.log_snr(bounds).shape != bounds.shape:
+        raise ValueError(
+            f"log_snr_grid needs a process with scalar coefficients (one log-SNR per time); "
+            f"{type(process).__name__} has per-coordinate coefficients"
+        )
     levels = torch.linspace(0, 1, n_steps + 1, dtype=torch.float64)
     snr_start, snr_end = process.log_snr(bounds).unbind()
     targets = snr_start + levels * (snr_end - snr_start)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
@@ -28,12 +29,13 @@ __all__ = [
     "NoiseSource",
     "PerSampleNoise",
     "coarsen_increments",
+    "standard_normal",
 ]
 
 
 def _step_shape(values: Tensor, state_ndim: int) -> Tensor:
     """``(n,)`` per-step values reshaped to ``(n, 1, ..., 1)`` to scale ``(n, *shape)`` blocks."""
-    return values.reshape(values.shape[0], *([1] * state_ndim))
+    return rearrange(values, "n -> n" + " 1" * state_ndim)
 
 
 class Increments(ABC):
@@ -95,8 +97,8 @@ class GaussianNoise(NoiseSource):
     """
 
     def __init__(self, generator: torch.Generator | None = None, chunk: int = 64) -> None:
-        if chunk < 1:
-            raise ValueError(f"chunk must be a positive integer; got {chunk}")
+        if not isinstance(chunk, int) or chunk < 1:
+            raise ValueError(f"chunk must be a positive integer; got {chunk!r}")
         self.generator = generator
         self.chunk = chunk
 
@@ -107,7 +109,7 @@ class GaussianNoise(NoiseSource):
         self, grid: Tensor, shape: torch.Size, dtype: torch.dtype, device: torch.device
     ) -> Increments:
         sqrt_dt = grid.diff().abs().sqrt().to(dtype=dtype, device=device)
-        numel = max(1, int(np.prod(shape)))
+        numel = max(1, math.prod(shape))
         budget = 1 << (15 if torch.device(device).type == "cpu" else 22)
         chunk = max(1, min(self.chunk, budget // numel))
         return _ChunkedIncrements(self, sqrt_dt, torch.Size(shape), chunk)
@@ -228,6 +230,30 @@ class ExplicitIncrements(NoiseSource):
         return _BlockIncrements(self.block.to(dtype=dtype, device=device))
 
 
+def standard_normal(
+    shape: tuple[int, ...],
+    dtype: torch.dtype,
+    device: torch.device,
+    noise: NoiseSource | Tensor | None = None,
+) -> Tensor:
+    """A standard-normal draw of ``shape`` (batch first) for a prior or a marginal.
+
+    Args:
+        noise: a :class:`NoiseSource` (e.g. :class:`PerSampleNoise`, so the draw follows the
+            samples' seeds), the draw itself as a tensor of ``shape`` (checked), or ``None`` for
+            the global generator.
+    """
+    if isinstance(noise, Tensor):
+        if tuple(noise.shape) != tuple(shape):
+            raise ValueError(
+                f"noise given as a tensor must have shape {tuple(shape)}; got {tuple(noise.shape)}"
+            )
+        return noise
+    if noise is None:
+        return torch.randn(shape, dtype=dtype, device=device)
+    return noise.normal(torch.Size(shape), dtype, device)
+
+
 def coarsen_increments(increments: Tensor, factor: int) -> Tensor:
     """Sum ``factor`` consecutive increments: the same Brownian path on a grid ``factor`` times
     coarser. ``(n_steps, ...) -> (n_steps / factor, ...)``."""
@@ -240,6 +266,10 @@ def coarsen_increments(increments: Tensor, factor: int) -> Tensor:
 
 class BrownianIntervalNoise(NoiseSource):
     """A torchsde ``BrownianInterval``: the same path can be queried on any times.
+
+    One instance is one Brownian path: every solve that uses it (over the same span, state
+    shape, dtype and device) sees the same path, also with ``entropy=None`` (random once); use
+    a new instance for independent noise.
 
     A grid going backwards in time is read through ``s = -t`` (as the torchsde adapter does), so
     the native solvers and ``torchsde:<method>`` see the same increments.

@@ -14,6 +14,8 @@ the reference problem for solvers on state-dependent noise.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -105,6 +107,8 @@ class OrnsteinUhlenbeck(LinearSDE):
 
     def stationary_variance(self) -> float | Tensor:
         """``s^2 / (2a)``, the variance as ``t -> infinity`` (infinite where ``a = 0``)."""
+        if isinstance(self.rate, float) and self.rate == 0.0:
+            return math.inf
         return self.scale**2 / (2 * self.rate)
 
 

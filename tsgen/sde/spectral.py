@@ -30,6 +30,7 @@ from einops import rearrange
 from torch import Tensor
 
 from tsgen.sde.base import broadcasts_to
+from tsgen.sde.noise import NoiseSource, standard_normal
 from tsgen.sde.processes import OrnsteinUhlenbeck
 
 __all__ = [
@@ -495,26 +496,23 @@ class SpectralOU(OrnsteinUhlenbeck):
         """``s^2 lambda_k / (2 a_k)``, the stationary variance per mode, shape ``modes``."""
         return self.scale**2 / (2 * self.rate)
 
-    def sample_stationary(self, n: int, channels: int, eps: Tensor | None = None) -> Tensor:
+    def sample_stationary(
+        self, n: int, channels: int, noise: NoiseSource | Tensor | None = None
+    ) -> Tensor:
         """Draw from the stationary law ``N(0, s^2 lambda_k / (2 a_k))`` per mode.
 
         Args:
             n: batch size ``B``.
             channels: channels ``C``.
-            eps: standard normal ``(n, channels, *modes)``; ``torch.randn`` when omitted.
+            noise: where the standard normals ``(n, channels, *modes)`` come from (see
+                :func:`tsgen.sde.noise.standard_normal`).
 
         Returns:
             ``(n, channels, *modes)`` on the buffers' device and dtype.
         """
         std = self.stationary_covariance_eigenvalues().sqrt()
         shape = (n, channels, *self.modes)
-        if eps is None:
-            eps = torch.randn(shape, dtype=std.dtype, device=std.device)
-        elif tuple(eps.shape) != shape:
-            raise ValueError(
-                f"eps must have shape (n, channels, *modes) = {shape}; got {tuple(eps.shape)}"
-            )
-        return std * eps
+        return std * standard_normal(shape, std.dtype, std.device, noise)
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ Plain step (stochastic Heun; for additive noise the trapezoidal rule on the drif
 
 With ``churn = c`` in [0, 1] (the sampler of sde.md, "Solvers"): an Euler-Maruyama move of the
 SDE over the first fraction ``c`` of the interval, with increment ``sqrt(c) dW`` (variance
-``c |dt|``), then a Heun step of the SDE's probability-flow ODE over the rest (``c`` may also be
-given per interval); with
+``c |dt|``: right in distribution, though not the given path's increment over the sub-interval),
+then a Heun step of the SDE's probability-flow ODE over the rest (``c`` may also be given per
+interval); with
 ``final_euler`` the last interval's ODE step is a plain Euler step (the corrector would evaluate
 the dynamics at the final time, where a bridge's variance vanishes).
 """
