@@ -145,5 +145,5 @@ def test_prior_draws_follow_per_sample_seeds():
 
 
 def test_gaussian_noise_validates_its_chunk():
-    with pytest.raises(ValueError, match="chunk must be a positive integer; got 2.5"):
+    with pytest.raises(ValueError, match=r"chunk must be a positive integer; got 2\.5"):
         GaussianNoise(chunk=2.5)

@@ -123,7 +123,7 @@ def log_snr_grid(
     if lo <= 0:
         raise ValueError(f"log_snr_grid needs times > 0 (log-SNR is infinite at 0); got {lo}")
     bounds = torch.tensor([start, end], dtype=torch.float64)
-    if process.log_snr(bounds).shape != bounds.shape:
+    if process.log_snr(bounds[0]).ndim != 0:
         raise ValueError(
             f"log_snr_grid needs a process with scalar coefficients (one log-SNR per time); "
             f"{type(process).__name__} has per-coordinate coefficients"

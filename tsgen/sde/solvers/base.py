@@ -127,12 +127,7 @@ class Solver(ABC):
                     f"{type(sde).__name__}.diffusion returned shape {tuple(diffusion.shape)}, "
                     f"which does not broadcast to the state's shape {tuple(x0.shape)}"
                 )
-            if diffusion.dtype != x0.dtype or diffusion.device != x0.device:
-                raise ValueError(
-                    f"{type(sde).__name__}.diffusion returned {diffusion.dtype} on "
-                    f"{diffusion.device} for a state of {x0.dtype} on {x0.device}; move the SDE "
-                    "to the state's dtype and device (sde.to(x0))"
-                )
+            _check_dtype_device(sde, "diffusion", diffusion, x0)
             if bool((diffusion < 0).any()):
                 raise ValueError(
                     f"{type(sde).__name__}.diffusion must be non-negative; got a minimum of "
@@ -165,12 +160,16 @@ def check_drift_shape(sde: SDE, drift: Tensor, x: Tensor) -> Tensor:
             f"{type(sde).__name__}.drift returned shape {tuple(drift.shape)} for a state of shape "
             f"{tuple(x.shape)}; it must return the state's shape"
         )
-    if drift.dtype != x.dtype or drift.device != x.device:
-        raise ValueError(
-            f"{type(sde).__name__}.drift returned {drift.dtype} on {drift.device} for a state of "
-            f"{x.dtype} on {x.device}; move the SDE to the state's dtype and device (sde.to(x0))"
-        )
+    _check_dtype_device(sde, "drift", drift, x)
     return drift
+
+
+def _check_dtype_device(sde: SDE, what: str, value: Tensor, x: Tensor) -> None:
+    if value.dtype != x.dtype or value.device != x.device:
+        raise ValueError(
+            f"{type(sde).__name__}.{what} returned {value.dtype} on {value.device} for a state "
+            f"of {x.dtype} on {x.device}; move the SDE to the state's dtype and device (sde.to(x0))"
+        )
 
 
 class FixedStepSolver(Solver):
