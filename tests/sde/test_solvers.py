@@ -332,6 +332,10 @@ class WrongDiffusionShape(OrnsteinUhlenbeck):
         return torch.ones(x.shape[0], 5)
 
 
+def _solve_ou(method, **options):
+    return solve(OrnsteinUhlenbeck(), torch.zeros(2, 3), uniform_grid(0, 1, 2), method, **options)
+
+
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
@@ -436,23 +440,12 @@ class WrongDiffusionShape(OrnsteinUhlenbeck):
             "torchsde method must be one of",
         ),
         (
-            lambda: solve(
-                OrnsteinUhlenbeck(),
-                torch.zeros(2, 3),
-                uniform_grid(0, 1, 2),
-                "torchsde:euler",
-                progress=True,
-            ),
+            lambda: _solve_ou("torchsde:euler", progress=True),
             ValueError,
             "torchsde methods do not take callback, progress",
         ),
         (
-            lambda: solve(
-                OrnsteinUhlenbeck(),
-                torch.zeros(2, 3),
-                uniform_grid(0, 1, 2),
-                noise=ExplicitIncrements(torch.zeros(3, 2, 3)),
-            ),
+            lambda: _solve_ou("euler", noise=ExplicitIncrements(torch.zeros(3, 2, 3))),
             ValueError,
             r"ExplicitIncrements hold shape \(3, 2, 3\) but this grid and state need",
         ),
