@@ -36,7 +36,7 @@ def expand_time(t: Tensor | float, x: Tensor) -> Tensor:
         A tensor on ``x``'s device and dtype: scalar for a scalar time, ``(B, 1, ..., 1)``
         (``x.ndim`` dimensions) for per-sample times.
     """
-    t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+    t = as_time(t, x)
     if t.ndim == 0:
         return t
     if t.ndim == 1 and x.ndim >= 1 and t.shape[0] == x.shape[0]:
@@ -45,6 +45,14 @@ def expand_time(t: Tensor | float, x: Tensor) -> Tensor:
         f"t must be a scalar or have shape (batch,) = ({x.shape[0] if x.ndim else '?'},) to match "
         f"the state of shape {tuple(x.shape)}; got t of shape {tuple(t.shape)}"
     )
+
+
+def as_time(value: Tensor | float, like: Tensor) -> Tensor:
+    """A time as a tensor on ``like``'s device and dtype. A Python number is filled in on the
+    device (no host-to-device copy, which would cost a transfer on every solver step)."""
+    if isinstance(value, Tensor):
+        return value.to(dtype=like.dtype, device=like.device)
+    return torch.full((), float(value), dtype=like.dtype, device=like.device)
 
 
 class SDE(nn.Module, ABC):

@@ -27,7 +27,15 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from tsgen.sde.base import ODE, SDE, GaussianTransitions, LinearSDE, NoiseType, expand_time
+from tsgen.sde.base import (
+    ODE,
+    SDE,
+    GaussianTransitions,
+    LinearSDE,
+    NoiseType,
+    as_time,
+    expand_time,
+)
 from tsgen.sde.processes import VPSDE
 
 __all__ = [
@@ -67,8 +75,7 @@ def bridge_coefficients(
     Returns:
         ``(a, b, c)`` broadcast over ``t`` (and per-coordinate coefficients, if any).
     """
-    T = torch.as_tensor(T, dtype=t.dtype, device=t.device)
-    s = torch.as_tensor(s, dtype=t.dtype, device=t.device)
+    T, s = as_time(T, t), as_time(s, t)
     var_st, var_tT, var_sT = process.sigma2(s, t), process.sigma2(t, T), process.sigma2(s, T)
     a = process.alpha(t, T) * var_st / var_sT
     b = process.alpha(s, t) * var_tT / var_sT
@@ -82,7 +89,7 @@ def ddbm_vp_coefficients(process: VPSDE, t: Tensor, T: Tensor | float = 1.0) -> 
     ``SNR_t = 1 / sigma_t^2 = alpha_t^2 / (1 - alpha_t^2)``) and ``rho = SNR_T / SNR_t``:
     ``a = rho alpha_t / alpha_T``, ``b = alpha_t (1 - rho)``, ``c = alpha_t^2 sigma_t^2 (1 - rho)``.
     """
-    T = torch.as_tensor(T, dtype=t.dtype, device=t.device)
+    T = as_time(T, t)
     zero = torch.zeros_like(t)
     alpha_t, alpha_T = process.alpha(zero, t), process.alpha(torch.zeros_like(T), T)
     sigma2_edm_t = 1 / alpha_t**2 - 1
@@ -99,7 +106,7 @@ def h_transform(process: LinearSDE, t: Tensor, x: Tensor, y: Tensor, T: Tensor |
         t: scalar or ``(B,)`` time, ``t < T``; x, y: states ``(B, *event)``.
     """
     t = expand_time(t, x)
-    T = torch.as_tensor(T, dtype=x.dtype, device=x.device)
+    T = as_time(T, x)
     alpha = process.alpha(t, T)
     return alpha * (y - alpha * x) / process.sigma2(t, T)
 
