@@ -46,7 +46,7 @@ def _strong_errors(sde, x0, reference, fine, step_counts, method="euler"):
         x = solve(
             sde, x0, uniform_grid(0.0, 1.0, n, dtype=F64), method, noise=ExplicitIncrements(dW)
         ).x
-        errors.append(float((x - reference).abs().mean()))
+        errors.append(float((x - reference).abs().mean().detach()))
     return errors
 
 
