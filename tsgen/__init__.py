@@ -1,7 +1,7 @@
 """tsgen: generative modelling of time series on one shared SDE layer.
 
-The subpackages are imported lazily on first attribute access (``tsgen.sde``, ``tsgen.cli``), so
-``import tsgen`` stays cheap and does not pull in Lightning.
+The subpackages are imported lazily on first attribute access (``tsgen.sde``, ``tsgen.data``,
+...), so ``import tsgen`` stays cheap and does not pull in Lightning.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
-_LAZY_SUBMODULES = ("cli", "sde")
+_LAZY_SUBMODULES = ("cli", "data", "priors", "sde")
 
 __all__ = ["__version__", *_LAZY_SUBMODULES]
 

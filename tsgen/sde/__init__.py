@@ -28,6 +28,7 @@ from tsgen.sde.noise import (
     NoiseSource,
     PerSampleNoise,
     coarsen_increments,
+    standard_normal,
 )
 from tsgen.sde.processes import (
     VESDE,
@@ -83,6 +84,7 @@ __all__ = [
     "log_snr_grid",
     "make_solver",
     "solve",
+    "standard_normal",
     "uniform_grid",
     "validate_grid",
 ]

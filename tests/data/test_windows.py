@@ -1,0 +1,215 @@
+"""tsgen/data/windows.py: sliding windows, splits without leakage, scaling fitted on the training
+split, the dataloaders' batches, NaN handling and linking window/n_features into a model."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LightningCLI
+
+from tsgen.data import WindowsDataModule, sliding_windows
+
+
+def write_csv(name: str, data: np.ndarray, header: str = "a,b") -> str:
+    rows = [",".join("" if np.isnan(v) else repr(float(v)) for v in row) for row in data]
+    Path(name).write_text("\n".join([header, *rows]) + "\n")
+    return name
+
+
+def ramp(rows: int) -> np.ndarray:
+    """Feature 0 is the row index (so windows reveal where they come from)."""
+    t = np.arange(rows, dtype=np.float64)
+    return np.stack([t, np.sin(t)], axis=1)
+
+
+@settings(deadline=None, max_examples=25)
+@given(rows=st.integers(1, 60), length=st.integers(1, 60), stride=st.integers(1, 7))
+def test_sliding_window_count_and_content(rows: int, length: int, stride: int) -> None:
+    series = ramp(rows)
+    if length > rows:
+        with pytest.raises(ValueError, match=f"window={length} is longer than the series"):
+            sliding_windows(series, length, stride)
+        return
+    windows = sliding_windows(series, length, stride)
+    assert windows.shape == ((rows - length) // stride + 1, length, 2)
+    np.testing.assert_array_equal(windows[:, :, 0], windows[:, :1, 0] + np.arange(length))
+    np.testing.assert_array_equal(windows[:, 0, 0], np.arange(len(windows)) * stride)
+    np.testing.assert_array_equal(
+        sliding_windows(torch.from_numpy(series), length, stride), windows
+    )
+
+
+def test_sliding_window_errors() -> None:
+    with pytest.raises(ValueError, match=r"series must be 2-D \(T, C\); got shape \(5,\)"):
+        sliding_windows(np.zeros(5), 2)
+    with pytest.raises(ValueError, match="stride must be a positive integer; got 0"):
+        sliding_windows(np.zeros((5, 1)), 2, stride=0)
+
+
+def test_window_longer_than_user_series() -> None:
+    path = write_csv("short.csv", ramp(31))
+    with pytest.raises(
+        ValueError, match=r"^window=48 is longer than the series \(31 rows\) in 'short.csv'$"
+    ):
+        WindowsDataModule(path=path, window=48)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "shape"),
+    [("stocks", (3662, 24, 6)), ("etth1", (17397, 24, 7)), ("sines", (10000, 24, 5))],
+)
+def test_builtin_protocol_window_counts(dataset: str, shape: tuple) -> None:
+    dm = WindowsDataModule(dataset=dataset)
+    assert (dm.window, dm.n_features) == shape[1:] and len(dm.feature_names) == shape[2]
+    values = dm.train_split.values
+    assert values.shape == shape and values.dtype == torch.float32
+    assert values.amin(dim=(0, 1)).eq(-1).all() and values.amax(dim=(0, 1)).eq(1).all()
+    assert dm.val_split is dm.train_split and dm.test_split is dm.train_split  # all-windows
+    back = dm.scaler.inverse_transform(values.double())
+    torch.testing.assert_close(back, dm.train_split.raw, rtol=1e-5, atol=1e-5 * back.abs().max())
+
+
+def test_chronological_scaler_is_fitted_on_training_rows_only() -> None:
+    dm = WindowsDataModule(dataset="stocks", split="chronological")
+    train_rows = 3685 - 2 * round(3685 * 0.05)
+    assert len(dm.train_split.values) == train_rows - 23
+    torch.testing.assert_close(dm.scaler.data_max, dm.train_split.raw.amax(dim=(0, 1)))
+    assert dm.train_split.values.max() == 1
+    # GOOG's test prices lie above the training maximum: mapped above 1, not clipped.
+    assert dm.test_split.values[..., 0].max() > 1.2
+
+
+@pytest.mark.parametrize("stride", [1, 3])
+def test_no_window_crosses_a_split_boundary(stride: int) -> None:
+    dm = WindowsDataModule(
+        path=write_csv("ramp.csv", ramp(200)),
+        window=8,
+        stride=stride,
+        split="chronological",
+        val_fraction=0.1,
+        test_fraction=0.2,
+    )
+    bounds = {"train": (0, 140), "val": (140, 160), "test": (160, 200)}
+    for name, (start, stop) in bounds.items():
+        rows = getattr(dm, f"{name}_split").raw[..., 0]  # row indices of every window
+        assert rows.min() == start and rows.max() <= stop - 1
+        assert len(rows) == (stop - start - 8) // stride + 1
+    assert dm.scaler.data_max[0] == 139
+
+
+def test_too_short_split_names_the_split() -> None:
+    with pytest.raises(ValueError, match=r"\(10 rows\) in the validation split of 'ramp.csv'"):
+        WindowsDataModule(path=write_csv("ramp.csv", ramp(200)), window=24, split="chronological")
+
+
+def test_dataloaders_yield_batches_in_model_space() -> None:
+    dm = WindowsDataModule(dataset="sines", window=16, batch_size=32, split="chronological")
+    shapes = {"train": 9000, "val": 500, "test": 500, "predict": 500}
+    for stage, n in shapes.items():
+        loader = getattr(dm, f"{stage}_dataloader")()
+        batch = next(iter(loader))
+        assert isinstance(batch, torch.Tensor) and batch.shape == (32, 16, 5)
+        assert batch.dtype == torch.float32 and len(loader.dataset) == n
+    torch.testing.assert_close(next(iter(dm.test_dataloader())), dm.test_split.values[:32])
+    first = next(iter(dm.train_dataloader()))
+    torch.testing.assert_close(next(iter(dm.train_dataloader())), first)  # seeded shuffle
+    assert not torch.equal(first, dm.train_split.values[:32])
+
+
+def test_nan_is_an_error_unless_treated_as_missing() -> None:
+    data = ramp(60)
+    data[[3, 40], 1] = np.nan
+    path = write_csv("gaps.csv", data)
+    with pytest.raises(
+        ValueError,
+        match=r"^data.path 'gaps.csv': column 'b' holds 2 NaN.*data.treat_nan_as_missing",
+    ):
+        WindowsDataModule(path=path, window=10)
+    dm = WindowsDataModule(path=path, window=10, batch_size=100, treat_nan_as_missing=True)
+    values, mask = next(iter(dm.val_dataloader()))
+    assert values.shape == mask.shape == (51, 10, 2) and mask.dtype == torch.bool
+    assert (~mask).sum() == 4 + 10  # row 3 lies in 4 windows, row 40 in 10
+    assert values[~mask].eq(0).all() and values.isfinite().all()
+    assert not mask[3, 0, 1] and mask[3, 0, 0]
+
+
+def test_instance_scaling_per_window() -> None:
+    data = ramp(60)
+    data[5, 1] = np.nan
+    dm = WindowsDataModule(
+        path=write_csv("gaps.csv", data), window=12, scaling="instance", treat_nan_as_missing=True
+    )
+    split = dm.train_split
+    observed = split.values.masked_fill(~split.mask, torch.nan)
+    assert observed.nan_to_num(-2).amax(dim=1).eq(1).all()
+    assert observed.nan_to_num(2).amin(dim=1).eq(-1).all()
+    back = split.scale.inverse_transform(split.values.double())
+    torch.testing.assert_close(back[split.mask], split.raw[split.mask], rtol=1e-6, atol=1e-6)
+
+
+def test_user_columns_and_builtin_columns() -> None:
+    path = write_csv("three.csv", np.c_[ramp(30), np.cos(np.arange(30.0))], header="a,b,c")
+    dm = WindowsDataModule(path=path, columns=["c", "a"], window=5)
+    assert dm.feature_names == ["c", "a"] and dm.n_features == 2
+    dm = WindowsDataModule(dataset="etth1", columns=["OT"], window=24)
+    assert dm.n_features == 1 and dm.train_split.values.shape == (17397, 24, 1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"dataset": "ettm2"}, r"dataset must be one of \['sines', 'stocks', 'etth1'\]"),
+        ({"dataset": "sines", "stride": 2}, "stride must be 1"),
+        ({"split": "random"}, "split must be 'all' or 'chronological'; got 'random'"),
+        ({"scaling": "zscore"}, "scaling must be 'global' or 'instance'"),
+        ({"val_fraction": 0.5, "test_fraction": 0.5}, "sum below 1"),
+        ({"window": 0}, "window must be a positive integer; got 0"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"num_workers": -1}, "num_workers must be an integer >= 0"),
+        ({"columns": ["Price"]}, r"data.columns names 'Price', which is not a column"),
+    ],
+)
+def test_bad_options(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        WindowsDataModule(**kwargs)
+
+
+def test_non_numeric_user_column_message() -> None:
+    Path("prices.csv").write_text("Date,Open\n2020-01-01,1\n2020-01-02,2\n")
+    expected = (
+        r"^data.path 'prices.csv': column 'Date' is not numeric; "
+        r"drop it or pass data.columns=\[\.\.\.\]"
+    )
+    with pytest.raises(ValueError, match=expected):
+        WindowsDataModule(path="prices.csv", window=2)
+
+
+class _Shapes(LightningModule):
+    """A stand-in model that only records the shapes it was built with."""
+
+    def __init__(self, window: int = 1, n_features: int = 1) -> None:
+        super().__init__()
+        self.window, self.n_features = window, n_features
+
+
+class _LinkedCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser) -> None:
+        for key in ("window", "n_features"):
+            parser.link_arguments(f"data.{key}", f"model.{key}", apply_on="instantiate")
+
+
+def test_window_and_n_features_link_into_a_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["tsgen"])  # LightningCLI warns about pytest's own arguments
+    path = write_csv("three.csv", np.c_[ramp(30), np.cos(np.arange(30.0))], header="a,b,c")
+    args = ["--data=tsgen.data.WindowsDataModule", f"--data.path={path}", "--data.window=7"]
+    cli = _LinkedCLI(
+        _Shapes, subclass_mode_data=True, run=False, args=[*args, "--trainer.logger=false"]
+    )
+    assert (cli.model.window, cli.model.n_features) == (7, 3)

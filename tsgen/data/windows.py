@@ -1,0 +1,303 @@
+"""Sliding windows over a regular series, and the datamodule that serves them in model space.
+
+The benchmark protocol (timebridge.md, "Data protocol"): windows of length ``L`` with stride
+``s``, per-feature min-max fitted on the training split, model space ``[-1, 1]``.
+Unconditional benchmarks train and compare on all windows; conditional tasks split the series
+chronologically *before* windowing and scale each window from its own observed entries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+import numpy as np
+import torch
+from einops import rearrange
+from lightning.pytorch import LightningDataModule
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from tsgen.data.datasets import BUILTIN_DATASETS, load_builtin, make_sines
+from tsgen.data.scaling import MinMaxScaler, WindowScale, fit_window_scale
+from tsgen.data.series import load_series, select_columns
+
+__all__ = ["WindowSplit", "WindowsDataModule", "sliding_windows"]
+
+ArrayT = TypeVar("ArrayT", np.ndarray, Tensor)
+
+# Windows per Sines dataset (the benchmark's size) and its number of features.
+_SINES_WINDOWS, _SINES_FEATURES = 10000, 5
+
+
+def sliding_windows(
+    series: ArrayT, length: int, stride: int = 1, where: str = "the series"
+) -> ArrayT:
+    """All windows ``series[i * stride : i * stride + length]`` of a ``(T, C)`` series.
+
+    Returns ``(N, length, C)`` with ``N = (T - length) // stride + 1``, a contiguous copy of the
+    same type (NumPy or torch) as ``series``.
+
+    Args:
+        where: how an error message names the series' origin, e.g. ``"'short.csv'"``.
+
+    Raises:
+        ValueError: for a series that is not 2-D, a non-positive ``length`` or ``stride``, or a
+            series shorter than ``length``.
+    """
+    for arg, value in (("window", length), ("stride", stride)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{arg} must be a positive integer; got {value!r}")
+    if series.ndim != 2:
+        raise ValueError(f"series must be 2-D (T, C); got shape {tuple(series.shape)}")
+    if series.shape[0] < length:
+        raise ValueError(
+            f"window={length} is longer than the series ({series.shape[0]} rows) in {where}"
+        )
+    if isinstance(series, Tensor):
+        return rearrange(series.unfold(0, length, stride), "n c l -> n l c").contiguous()
+    view = np.lib.stride_tricks.sliding_window_view(series, length, axis=0)[::stride]
+    return np.ascontiguousarray(rearrange(view, "n c l -> n l c"))
+
+
+@dataclass(frozen=True)
+class WindowSplit:
+    """The windows of one split.
+
+    Attributes:
+        values: ``(N, L, C)`` float32 in model space (``[-1, 1]`` on the fitted range); 0 where
+            unobserved.
+        mask: ``(N, L, C)`` bool, True where observed; ``None`` unless ``treat_nan_as_missing``.
+        raw: ``(N, L, C)`` float64 in original units (NaN where unobserved).
+        scale: the per-window parameters under instance scaling (``scale.inverse_transform``
+            maps predictions back to original units); ``None`` under global scaling.
+    """
+
+    values: Tensor
+    mask: Tensor | None
+    raw: Tensor
+    scale: WindowScale | None
+
+
+class _WindowDataset(Dataset):
+    """Windows served whole batches at a time (``__getitems__``), not item by item."""
+
+    def __init__(self, split: WindowSplit) -> None:
+        self.values, self.mask = split.values, split.mask
+
+    def __len__(self) -> int:
+        return self.values.shape[0]
+
+    def __getitem__(self, index: int) -> Tensor | tuple[Tensor, Tensor]:
+        return self.values[index] if self.mask is None else (self.values[index], self.mask[index])
+
+    def __getitems__(self, indices: list[int]) -> Tensor | tuple[Tensor, Tensor]:
+        index = torch.as_tensor(indices)
+        return self.values[index] if self.mask is None else (self.values[index], self.mask[index])
+
+
+def _whole_batch(batch: Tensor | tuple[Tensor, Tensor]) -> Tensor | tuple[Tensor, Tensor]:
+    """Collation for :class:`_WindowDataset`, whose ``__getitems__`` already returns a batch."""
+    return batch
+
+
+class WindowsDataModule(LightningDataModule):
+    """Sliding windows of a built-in or user series, scaled to model space.
+
+    Everything is prepared at construction (the datasets are small): the series is loaded and
+    validated, split, windowed and the scaler fitted on the training split. So a bad input fails
+    when the config is instantiated, and ``window``, ``n_features``, ``feature_names`` and the
+    fitted ``scaler`` are attributes of the instance, ready to be linked into a model::
+
+        class CLI(LightningCLI):
+            def add_arguments_to_parser(self, parser):
+                for key in ("window", "n_features"):
+                    parser.link_arguments(
+                        f"data.{key}", f"model.init_args.{key}", apply_on="instantiate"
+                    )
+
+    (``apply_on="instantiate"`` reads the attribute from the instantiated datamodule, so
+    ``n_features`` follows the CSV; drop ``init_args.`` when the model class is fixed.)
+
+    Batches are ``(B, L, C)`` float32 tensors in model space, or with ``treat_nan_as_missing``
+    a ``(values, mask)`` pair with NaN replaced by 0 and ``mask`` True where observed.
+
+    Args:
+        dataset: a built-in name, ``"sines"``, ``"stocks"`` or ``"etth1"``; ignored when
+            ``path`` is given. Sines are generated with ``seed`` (10,000 windows of
+            ``window`` x 5), each window independent, so ``stride`` must be 1.
+        path: a user's ``.csv`` or ``.npy`` series ``(rows, features)``, rows in time order.
+        columns: the columns to use (names or positions); ``None`` uses all.
+        window: window length ``L``.
+        stride: steps between window starts.
+        split: ``"all"``: the papers' protocol for unconditional benchmarks; train on every
+            window and validate and test on the same windows. ``"chronological"``: the series is
+            cut by time *before* windowing into train (the first ``1 - val_fraction -
+            test_fraction``, 90% by default), validation and test (the last ``test_fraction``),
+            so no window crosses a boundary and no test value is seen in training. Sines
+            windows are cut in generation order.
+        val_fraction: fraction of rows for validation under ``"chronological"`` (rounded).
+        test_fraction: fraction of rows for testing under ``"chronological"`` (rounded).
+        scaling: ``"global"``: the per-feature min-max fitted on the training split;
+            ``"instance"``: each window min-max scaled from its own observed entries (see
+            :func:`~tsgen.data.scaling.fit_window_scale`), the per-window parameters kept in
+            :attr:`WindowSplit.scale`. The global scaler is fitted either way.
+        batch_size: windows per batch.
+        num_workers: DataLoader worker processes.
+        seed: Sines generation and the training shuffle order.
+        treat_nan_as_missing: NaN in the data marks a missing value (batches carry a mask)
+            instead of being an error.
+    """
+
+    def __init__(
+        self,
+        dataset: str = "stocks",
+        path: str | None = None,
+        columns: list[str | int] | None = None,
+        window: int = 24,
+        stride: int = 1,
+        split: Literal["all", "chronological"] = "all",
+        val_fraction: float = 0.05,
+        test_fraction: float = 0.05,
+        scaling: Literal["global", "instance"] = "global",
+        batch_size: int = 64,
+        num_workers: int = 0,
+        seed: int = 0,
+        treat_nan_as_missing: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        _check_options(window, stride, split, scaling, val_fraction, test_fraction, batch_size)
+        if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
+            raise ValueError(f"num_workers must be an integer >= 0; got {num_workers!r}")
+        self.window, self.stride, self.batch_size = window, stride, batch_size
+        self.num_workers, self.seed = num_workers, seed
+        self.scaling, self.treat_nan_as_missing = scaling, treat_nan_as_missing
+        parts, self.feature_names = self._load_parts(
+            dataset, path, columns, split, val_fraction, test_fraction, treat_nan_as_missing
+        )
+        self.n_features = len(self.feature_names)
+        self.scaler = MinMaxScaler(self.n_features).fit(parts[0])
+        splits = [self._make_split(part) for part in parts]
+        self.train_split, self.val_split, self.test_split = (
+            (splits[0],) * 3 if split == "all" else splits
+        )
+
+    def _load_parts(
+        self,
+        dataset: str,
+        path: str | None,
+        columns: list[str | int] | None,
+        split: str,
+        val_fraction: float,
+        test_fraction: float,
+        treat_nan_as_missing: bool,
+    ) -> tuple[list[Tensor], list[str]]:
+        """The raw float64 windows of each split (one part under ``"all"``) and feature names."""
+        if path is None and dataset == "sines":
+            if self.stride != 1 or columns is not None:
+                raise ValueError(
+                    "dataset='sines' generates independent windows: stride must be 1 and columns "
+                    f"None; got stride={self.stride}, columns={columns!r}"
+                )
+            sines = torch.from_numpy(
+                make_sines(_SINES_WINDOWS, self.window, _SINES_FEATURES, self.seed)
+            )
+            names = [str(f) for f in range(_SINES_FEATURES)]
+            sizes = _split_sizes(len(sines), val_fraction, test_fraction)
+            return ([sines] if split == "all" else list(torch.split(sines, sizes))), names
+        if path is not None:
+            series, names = load_series(
+                path,
+                columns,
+                treat_nan_as_missing,
+                arg_names={
+                    "source": "data.path",
+                    "columns": "data.columns",
+                    "allow_missing": "data.treat_nan_as_missing",
+                },
+            )
+            where = f"'{path}'"
+        elif dataset in BUILTIN_DATASETS:
+            series, names = load_builtin(dataset)
+            if columns is not None:
+                keep = select_columns(names, columns, f"dataset {dataset!r}", "data.columns")
+                series, names = series[:, keep], [names[k] for k in keep]
+            where = f"dataset {dataset!r}"
+        else:
+            raise ValueError(
+                f"dataset must be one of {list(BUILTIN_DATASETS)} (or give path=...); "
+                f"got {dataset!r}"
+            )
+        series = torch.from_numpy(series)
+        if split == "all":
+            return [sliding_windows(series, self.window, self.stride, where)], names
+        sizes = _split_sizes(len(series), val_fraction, test_fraction)
+        named = zip(("training", "validation", "test"), torch.split(series, sizes), strict=True)
+        windows = [
+            sliding_windows(part, self.window, self.stride, f"the {name} split of {where}")
+            for name, part in named
+        ]
+        return windows, names
+
+    def _make_split(self, raw: Tensor) -> WindowSplit:
+        """Scale the raw windows of one split to model space; unobserved entries become 0."""
+        observed = ~raw.isnan()
+        mask = observed if self.treat_nan_as_missing else None
+        scale = fit_window_scale(raw, observed) if self.scaling == "instance" else None
+        values = scale.transform(raw) if scale is not None else self.scaler.transform(raw)
+        return WindowSplit(values.nan_to_num(0.0).float(), mask, raw, scale)
+
+    def _loader(self, split: WindowSplit, shuffle: bool) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        return DataLoader(
+            _WindowDataset(split),
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            num_workers=self.num_workers,
+            collate_fn=_whole_batch,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Training windows, shuffled (seeded by ``seed``)."""
+        return self._loader(self.train_split, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_split, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_split, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        """The test windows in order (the inputs of conditional tasks such as imputation)."""
+        return self._loader(self.test_split, shuffle=False)
+
+
+def _check_options(
+    window: int,
+    stride: int,
+    split: str,
+    scaling: str,
+    val_fraction: float,
+    test_fraction: float,
+    batch_size: int,
+) -> None:
+    for arg, value in (("window", window), ("stride", stride), ("batch_size", batch_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{arg} must be a positive integer; got {value!r}")
+    if split not in ("all", "chronological"):
+        raise ValueError(f"split must be 'all' or 'chronological'; got {split!r}")
+    if scaling not in ("global", "instance"):
+        raise ValueError(f"scaling must be 'global' or 'instance'; got {scaling!r}")
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError(
+            "val_fraction and test_fraction must lie in (0, 1) with a sum below 1; got "
+            f"val_fraction={val_fraction}, test_fraction={test_fraction}"
+        )
+
+
+def _split_sizes(n: int, val_fraction: float, test_fraction: float) -> list[int]:
+    """``[train, val, test]`` counts for ``n`` items cut in order; val and test rounded."""
+    n_val, n_test = round(n * val_fraction), round(n * test_fraction)
+    return [n - n_val - n_test, n_val, n_test]
