@@ -154,6 +154,25 @@ def test_instance_scaling_per_window() -> None:
     torch.testing.assert_close(back[split.mask], split.raw[split.mask], rtol=1e-6, atol=1e-6)
 
 
+def test_instance_scales_never_see_the_forecast_horizon() -> None:
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(40, 2))
+    spiked = data.copy()
+    spiked[30:, :] += 100.0  # only ever inside the last 4 steps of windows ending at row >= 30
+    scales = []
+    for name, series in (("plain.csv", data), ("spiked.csv", spiked)):
+        dm = WindowsDataModule(
+            path=write_csv(name, series), window=10, scaling="instance", horizon=4
+        )
+        scales.append(dm.train_split.scale)
+    # Windows whose history (first 6 steps) ends before row 30 get identical scales.
+    history_clean = slice(0, 30 - 6 + 1)
+    torch.testing.assert_close(scales[0].low[history_clean], scales[1].low[history_clean])
+    torch.testing.assert_close(scales[0].high[history_clean], scales[1].high[history_clean])
+    with pytest.raises(ValueError, match=r"horizon must be an integer in \[0, window=10\)"):
+        WindowsDataModule(path=write_csv("h.csv", data), window=10, horizon=10)
+
+
 def test_user_columns_and_builtin_columns() -> None:
     path = write_csv("three.csv", np.c_[ramp(30), np.cos(np.arange(30.0))], header="a,b,c")
     dm = WindowsDataModule(path=path, columns=["c", "a"], window=5)

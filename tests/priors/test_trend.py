@@ -110,3 +110,12 @@ def test_windows_too_short_for_the_method():
         TrendPrior(method="polynomial", degree=3).fit(torch.zeros(4, 3, 1))
     with pytest.raises(ValueError, match="window length 8 is too short for a zero-phase"):
         TrendPrior(order=4).fit(torch.zeros(4, 8, 1))
+
+
+def test_non_finite_given_trends_are_refused():
+    from tsgen.priors import PriorCondition
+
+    trends = torch.zeros(2, 8, 1)
+    trends[0, 3, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"PriorCondition\.trends must be finite"):
+        PriorCondition(trends=trends)

@@ -141,7 +141,13 @@ class WindowsDataModule(LightningDataModule):
         scaling: ``"global"``: the per-feature min-max fitted on the training split;
             ``"instance"``: each window min-max scaled from its own observed entries (see
             :func:`~tsgen.data.scaling.fit_window_scale`), the per-window parameters kept in
-            :attr:`WindowSplit.scale`. The global scaler is fitted either way.
+            :attr:`WindowSplit.scale`. The global scaler is fitted either way. The scales see
+            only the first ``window - horizon`` steps, so a forecast target never shapes its
+            own scale; for imputation the entries to hide are drawn per batch by the model,
+            which must re-fit the scales from its task mask
+            (``fit_window_scale(raw, task_mask)``) rather than use these.
+        horizon: trailing steps of each window that instance scaling must not see (the
+            forecast horizon); 0 for unconditional generation and imputation.
         batch_size: windows per batch.
         num_workers: DataLoader worker processes.
         seed: Sines generation and the training shuffle order.
@@ -160,6 +166,7 @@ class WindowsDataModule(LightningDataModule):
         val_fraction: float = 0.05,
         test_fraction: float = 0.05,
         scaling: Literal["global", "instance"] = "global",
+        horizon: int = 0,
         batch_size: int = 64,
         num_workers: int = 0,
         seed: int = 0,
@@ -168,6 +175,9 @@ class WindowsDataModule(LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         _check_options(window, stride, split, scaling, val_fraction, test_fraction, batch_size)
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or not 0 <= horizon < window:
+            raise ValueError(f"horizon must be an integer in [0, window={window}); got {horizon!r}")
+        self.horizon = horizon
         if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
             raise ValueError(f"num_workers must be an integer >= 0; got {num_workers!r}")
         self.window, self.stride, self.batch_size = window, stride, batch_size
@@ -244,7 +254,12 @@ class WindowsDataModule(LightningDataModule):
         """Scale the raw windows of one split to model space; unobserved entries become 0."""
         observed = ~raw.isnan()
         mask = observed if self.treat_nan_as_missing else None
-        scale = fit_window_scale(raw, observed) if self.scaling == "instance" else None
+        scale = None
+        if self.scaling == "instance":
+            # Only the history may set a window's scale: the horizon is what is predicted.
+            history = observed.clone()
+            history[:, self.window - self.horizon :] = False
+            scale = fit_window_scale(raw, history)
         values = scale.transform(raw) if scale is not None else self.scaler.transform(raw)
         return WindowSplit(values.nan_to_num(0.0).float(), mask, raw, scale)
 

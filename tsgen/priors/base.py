@@ -80,6 +80,8 @@ class PriorCondition:
                 raise TypeError(f"PriorCondition.{name} must be a float tensor; got {value.dtype}")
         if len(set(shapes.values())) > 1:
             raise ValueError(f"PriorCondition fields must share one shape (n, L, C); got {shapes}")
+        if self.trends is not None and not bool(torch.isfinite(self.trends).all()):
+            raise ValueError("PriorCondition.trends must be finite; got NaN or inf entries")
 
     @property
     def given(self) -> tuple[str, ...]:
