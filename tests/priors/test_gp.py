@@ -220,3 +220,28 @@ def test_fit_errors():
         GaussianProcessPrior().fit(constant)
     with pytest.raises(ValueError, match="not positive definite"):
         GaussianProcessPrior(variance=1.0, length_scale=50.0, noise_variance=0.0).fit(windows)
+
+
+def test_zero_noise_with_fitted_parameters_is_refused():
+    windows = torch.randn(50, 12, 1, dtype=torch.float64)
+    with pytest.raises(ValueError, match="noise_variance=0 with fitted parameters"):
+        GaussianProcessPrior(noise_variance=0.0).fit(windows)
+
+
+def test_a_constant_feature_is_accepted_with_a_fixed_kernel():
+    windows = torch.randn(50, 12, 2, dtype=torch.float64)
+    windows[..., 1] = 0.25
+    prior = GaussianProcessPrior(variance=0.5, length_scale=3.0, noise_variance=0.01).fit(windows)
+    assert torch.isfinite(prior.cholesky).all()
+
+
+def test_a_fit_that_ends_on_a_bound_is_reported(caplog):
+    # A constant level per window: perfectly correlated in time, so the likelihood keeps
+    # growing with the length scale until its upper bound (100 L steps).
+    generator = torch.Generator().manual_seed(0)
+    levels = torch.randn(400, 1, 1, dtype=torch.float64, generator=generator)
+    jitter = 1e-3 * torch.randn(400, 12, 1, dtype=torch.float64, generator=generator)
+    with caplog.at_level("WARNING", logger="tsgen.priors.gp"):
+        prior = GaussianProcessPrior(noise_variance=1e-6).fit(levels + jitter)
+    assert float(prior.length_scale[0]) == pytest.approx(1200.0)
+    assert "length_scale ended at its bound" in caplog.text

@@ -26,6 +26,7 @@ included (timebridge.md, "Reference defects to avoid"); see :class:`GaussianProc
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import Literal, get_args
@@ -37,6 +38,8 @@ import torch
 from torch import Tensor
 
 from tsgen.priors.base import Prior, PriorCondition, per_feature
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["GaussianProcessPrior", "KernelName", "gp_covariance", "stationary_correlation"]
 
@@ -148,6 +151,9 @@ def _fit_feature(
     the problem well posed: ``v`` in ``[1e-6, 1e2] s2``, ``ell`` in ``[0.1, 100 L]`` steps,
     ``noise`` in ``[1e-8, 10] s2``.
     """
+    free = [i for i, name in enumerate(_PARAMETERS) if given[name] is None]
+    if not free:
+        return [float(given[name]) for name in _PARAMETERS]
     length = scatter.shape[0]
     s2 = float(np.trace(scatter)) / length
     bounds = {
@@ -155,9 +161,6 @@ def _fit_feature(
         "length_scale": (math.log(0.1), math.log(100.0 * length)),
         "noise_variance": (math.log(1e-8 * s2), math.log(10.0 * s2)),
     }
-    free = [i for i, name in enumerate(_PARAMETERS) if given[name] is None]
-    if not free:
-        return [float(given[name]) for name in _PARAMETERS]
 
     def objective(theta_free: np.ndarray, base: np.ndarray) -> tuple[float, np.ndarray]:
         theta = base.copy()
@@ -184,7 +187,23 @@ def _fit_feature(
         if best is None or result.fun < best[0]:
             theta = base.copy()
             theta[free] = result.x
-            best = (float(result.fun), theta)
+            best = (float(result.fun), theta, result)
+    result = best[2]
+    on_bound = [
+        _PARAMETERS[i]
+        for j, i in enumerate(free)
+        if np.isclose(result.x[j], bounds[_PARAMETERS[i]][0])
+        or np.isclose(result.x[j], bounds[_PARAMETERS[i]][1])
+    ]
+    problems = [f"{name} ended at its bound" for name in on_bound]
+    if not result.success:
+        problems.insert(0, f"the optimiser did not converge ({result.message})")
+    if problems:
+        logger.warning(
+            "GaussianProcessPrior fit (%s kernel): %s; the kernel may not describe the data",
+            kernel,
+            "; ".join(problems),
+        )
     fitted = np.exp(best[1]).tolist()
     # Given parameters exactly as given (not through exp(log(.)), which may round).
     return [fitted[i] if given[n] is None else float(given[n]) for i, n in enumerate(_PARAMETERS)]
@@ -344,8 +363,15 @@ class GaussianProcessPrior(Prior):
             for name, value in self.given.items()
         }
         rows = []
+        all_given = all(v is not None for v in given.values())
+        if not all_given and given["noise_variance"] is not None and 0 in given["noise_variance"]:
+            raise ValueError(
+                "GaussianProcessPrior: noise_variance=0 with fitted parameters leaves the fit on "
+                "the edge of positive definiteness (it stops where the Cholesky first fails); "
+                "give a positive noise_variance, or fix all three parameters"
+            )
         for f, is_constant in enumerate(constant):
-            if is_constant:
+            if is_constant and not all_given:
                 raise ValueError(
                     f"GaussianProcessPrior: feature {f} is constant in the training windows; "
                     "its kernel cannot be fitted (give variance, length_scale and "
