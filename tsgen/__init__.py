@@ -15,7 +15,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
-_LAZY_SUBMODULES = ("cli", "data", "priors", "sde")
+_LAZY_SUBMODULES = ("cli", "data", "nn", "priors", "sde")
 
 __all__ = ["__version__", *_LAZY_SUBMODULES]
 
