@@ -330,3 +330,42 @@ def test_spectral_ou_bridges_are_the_per_mode_closed_forms():
     expected_mean = (v(tau) * torch.exp(-a * t) * x0 + v(t) * torch.exp(-a * tau) * y) / v(T)
     torch.testing.assert_close(mean, expected_mean, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(std**2, s2_lambda * v(t) * v(tau) / v(T), rtol=1e-12, atol=0)
+
+
+def test_bridge_preconditioning_normalises_input_and_target():
+    """Monte Carlo on x_t = a x_T + b x_0 + sqrt(c) z with x_0, x_T ~ N(0, s_d^2) independent:
+    c_in x_t and the target (x_0 - c_skip x_t) / c_out have unit variance, the target is
+    uncorrelated with x_t (c_skip is the regression coefficient), and weight = 1 / c_out^2."""
+    from tsgen.sde import bridge_preconditioning
+
+    torch.manual_seed(4)
+    vp, s_d, n = VPSDE(beta_min=0.2, beta_d=10.0), 0.1, 200_000
+    for t in [1e-3, 0.1, 0.5, 0.9, 1 - 1e-3]:
+        coefficients = bridge_coefficients(vp, torch.tensor(t, dtype=F64))
+        a, b, c = coefficients
+        x0, x_T = s_d * torch.randn(n, dtype=F64), s_d * torch.randn(n, dtype=F64)
+        x_t = a * x_T + b * x0 + c.sqrt() * torch.randn(n, dtype=F64)
+        pre = bridge_preconditioning(coefficients, s_d)
+        target = (x0 - pre.c_skip * x_t) / pre.c_out
+        tolerance = 4 * math.sqrt(2 / n)
+        assert abs(float((pre.c_in * x_t).var()) - 1) < tolerance
+        assert abs(float(target.var()) - 1) < tolerance
+        assert abs(float(torch.corrcoef(torch.stack([target, x_t]))[0, 1])) < 4 / math.sqrt(n)
+        torch.testing.assert_close(pre.weight, 1 / pre.c_out**2, rtol=1e-14, atol=0)
+    with pytest.raises(ValueError, match="sigma_data must be positive"):
+        bridge_preconditioning(coefficients, 0.0)
+
+
+def test_bridge_weight_matches_the_figures_quoted_for_stocks():
+    """timebridge.md: on the Stocks settings (VP 0.2 / 10, sigma_data 0.1) the bridge weight is
+    about 5e4 at t = 1e-4 and about 100 for t >= 0.1."""
+    from tsgen.sde import bridge_preconditioning
+
+    vp = VPSDE(beta_min=0.2, beta_d=10.0)
+    weight = bridge_preconditioning(
+        bridge_coefficients(vp, torch.tensor(1e-4, dtype=F64)), 0.1
+    ).weight
+    assert float(weight) == pytest.approx(5e4, rel=0.01)
+    late = torch.linspace(0.1, 1 - 1e-4, 50, dtype=F64)
+    weights = bridge_preconditioning(bridge_coefficients(vp, late), 0.1).weight
+    assert weights.min() >= 99.9 and weights.max() <= 115

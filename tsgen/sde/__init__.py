@@ -13,9 +13,11 @@ Example::
 from tsgen.sde.base import ODE, SDE, GaussianTransitions, LinearSDE, NoiseType, expand_time
 from tsgen.sde.bridges import (
     BridgeCoefficients,
+    BridgePreconditioning,
     LinearBridge,
     ReverseBridge,
     bridge_coefficients,
+    bridge_preconditioning,
     ddbm_vp_coefficients,
     h_transform,
 )
@@ -53,6 +55,7 @@ __all__ = [
     "VESDE",
     "VPSDE",
     "BridgeCoefficients",
+    "BridgePreconditioning",
     "BrownianIntervalNoise",
     "BrownianMotion",
     "ControlledSDE",
@@ -73,6 +76,7 @@ __all__ = [
     "SpectralBasis",
     "SpectralOU",
     "bridge_coefficients",
+    "bridge_preconditioning",
     "bridge_sample",
     "cameron_martin_norm2",
     "coarsen_increments",

@@ -40,9 +40,11 @@ from tsgen.sde.processes import VPSDE
 
 __all__ = [
     "BridgeCoefficients",
+    "BridgePreconditioning",
     "LinearBridge",
     "ReverseBridge",
     "bridge_coefficients",
+    "bridge_preconditioning",
     "ddbm_vp_coefficients",
     "h_transform",
 ]
@@ -97,6 +99,40 @@ def ddbm_vp_coefficients(process: VPSDE, t: Tensor, T: Tensor | float = 1.0) -> 
     return BridgeCoefficients(
         rho * alpha_t / alpha_T, alpha_t * (1 - rho), alpha_t**2 * sigma2_edm_t * (1 - rho)
     )
+
+
+class BridgePreconditioning(NamedTuple):
+    """DDBM's network preconditioning for a bridge: ``D = c_skip x_t + c_out F(c_in x_t, t)``,
+    and the loss weight ``weight = 1 / c_out^2`` that gives every time the same scale."""
+
+    c_in: Tensor
+    c_skip: Tensor
+    c_out: Tensor
+    weight: Tensor
+
+
+def bridge_preconditioning(
+    coefficients: BridgeCoefficients, sigma_data: float
+) -> BridgePreconditioning:
+    """Preconditioning of an endpoint predictor for ``x_t = a x_T + b x_0 + sqrt(c) z`` when
+    ``x_0`` and ``x_T`` are uncorrelated, each with variance ``s_d^2 = sigma_data^2``
+    (timebridge.md, "Training"; Zhou et al. 2024):
+
+        A      = a^2 s_d^2 + b^2 s_d^2 + c            (= Var x_t, so c_in x_t has unit variance)
+        c_in   = 1 / sqrt(A)
+        c_skip = b s_d^2 / A                           (= Cov(x_0, x_t) / Var x_t)
+        c_out  = sqrt(a^2 s_d^4 + s_d^2 c) / sqrt(A)   (= std of x_0 - c_skip x_t)
+        weight = 1 / c_out^2
+
+    so the network's target ``(x_0 - c_skip x_t) / c_out`` has unit variance at every ``t``.
+    """
+    if not sigma_data > 0:
+        raise ValueError(f"sigma_data must be positive; got {sigma_data}")
+    a, b, c = coefficients
+    s2 = sigma_data**2
+    total = (a**2 + b**2) * s2 + c
+    c_out2 = s2 * (a**2 * s2 + c) / total
+    return BridgePreconditioning(total.rsqrt(), b * s2 / total, c_out2.sqrt(), 1 / c_out2)
 
 
 def h_transform(process: LinearSDE, t: Tensor, x: Tensor, y: Tensor, T: Tensor | float) -> Tensor:
