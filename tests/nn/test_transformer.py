@@ -165,8 +165,8 @@ def test_dropout_is_active_only_in_training():
     ("kwargs", "match"),
     [
         ({"d_model": 30, "n_heads": 4}, "divisible by n_heads"),
-        ({"window": 0}, "window must be an integer >= 1"),
-        ({"n_features": -1}, "n_features must be an integer >= 1"),
+        ({"window": 0}, "window must be a positive integer"),
+        ({"n_features": -1}, "n_features must be a positive integer"),
         ({"encoder_layers": 0}, "encoder_layers"),
         ({"decoder_layers": 0}, "decoder_layers"),
         ({"n_heads": 0}, "n_heads"),

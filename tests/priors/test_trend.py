@@ -96,7 +96,7 @@ def test_given_trends_are_used_with_the_noise_scale():
         ({"order": 0}, "order must be a positive integer"),
         ({"cutoff": 1.0}, r"cutoff must lie in \(0, 1\)"),
         ({"cutoff": -0.1}, "cutoff must be finite and positive"),
-        ({"degree": -1}, "degree must be a non-negative integer"),
+        ({"degree": -1}, "degree must be an integer >= 0"),
         ({"noise_std": -0.1}, "noise_std must be finite and non-negative"),
     ],
 )

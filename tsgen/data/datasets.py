@@ -12,6 +12,7 @@ from importlib import resources
 
 import numpy as np
 
+from tsgen._validation import check_int
 from tsgen.data.series import parse_csv
 
 __all__ = ["BUILTIN_DATASETS", "load_builtin", "make_sines"]
@@ -76,8 +77,7 @@ def make_sines(
     [-1, 1] to [0, 1] by ``(x + 1) / 2``. The same ``seed`` gives the same windows.
     """
     for arg, value in (("n_windows", n_windows), ("length", length), ("features", features)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{arg} must be a positive integer; got {value!r}")
+        check_int(arg, value)
     rng = np.random.default_rng(seed)
     freq = rng.uniform(0.0, 0.1, size=(n_windows, 1, features))
     phase = rng.uniform(0.0, 0.1, size=(n_windows, 1, features))

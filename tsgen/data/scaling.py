@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from tsgen._validation import check_int
+
 __all__ = ["MinMaxScaler", "WindowScale", "fit_window_scale"]
 
 
@@ -49,9 +51,7 @@ class MinMaxScaler(nn.Module):
 
     def __init__(self, n_features: int) -> None:
         super().__init__()
-        if not isinstance(n_features, int) or isinstance(n_features, bool) or n_features < 1:
-            raise ValueError(f"n_features must be a positive integer; got {n_features!r}")
-        self.n_features = n_features
+        self.n_features = check_int("n_features", n_features)
         self.register_buffer("data_min", torch.full((n_features,), torch.nan, dtype=torch.float64))
         self.register_buffer("data_max", torch.full((n_features,), torch.nan, dtype=torch.float64))
         self.register_buffer("fitted", torch.tensor(False))

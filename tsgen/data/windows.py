@@ -18,6 +18,7 @@ from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from tsgen._validation import check_int
 from tsgen.data.datasets import BUILTIN_DATASETS, load_builtin, make_sines
 from tsgen.data.scaling import MinMaxScaler, WindowScale, fit_window_scale
 from tsgen.data.series import load_series, select_columns
@@ -45,9 +46,8 @@ def sliding_windows(
         ValueError: for a series that is not 2-D, a non-positive ``length`` or ``stride``, or a
             series shorter than ``length``.
     """
-    for arg, value in (("window", length), ("stride", stride)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{arg} must be a positive integer; got {value!r}")
+    check_int("window", length)
+    check_int("stride", stride)
     if series.ndim != 2:
         raise ValueError(f"series must be 2-D (T, C); got shape {tuple(series.shape)}")
     if series.shape[0] < length:
@@ -178,8 +178,7 @@ class WindowsDataModule(LightningDataModule):
         if isinstance(horizon, bool) or not isinstance(horizon, int) or not 0 <= horizon < window:
             raise ValueError(f"horizon must be an integer in [0, window={window}); got {horizon!r}")
         self.horizon = horizon
-        if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
-            raise ValueError(f"num_workers must be an integer >= 0; got {num_workers!r}")
+        check_int("num_workers", num_workers, minimum=0)
         self.window, self.stride, self.batch_size = window, stride, batch_size
         self.num_workers, self.seed = num_workers, seed
         self.scaling, self.treat_nan_as_missing = scaling, treat_nan_as_missing
@@ -299,8 +298,7 @@ def _check_options(
     batch_size: int,
 ) -> None:
     for arg, value in (("window", window), ("stride", stride), ("batch_size", batch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{arg} must be a positive integer; got {value!r}")
+        check_int(arg, value)
     if split not in ("all", "chronological"):
         raise ValueError(f"split must be 'all' or 'chronological'; got {split!r}")
     if scaling not in ("global", "instance"):

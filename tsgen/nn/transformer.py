@@ -29,6 +29,7 @@ import torch
 from einops import einsum, rearrange
 from torch import Tensor, nn
 
+from tsgen._validation import check_int
 from tsgen.nn.embeddings import InputEmbedding, LearnedPositionalEncoding, SinusoidalTimeEmbedding
 
 __all__ = [
@@ -324,10 +325,7 @@ class TrendSeasonTransformer(nn.Module):
             ("decoder_layers", decoder_layers),
             ("mlp_ratio", mlp_ratio),
         ]:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"TrendSeasonTransformer: {name} must be an integer >= 1, got {value!r}"
-                )
+            check_int(name, value)
         if d_model % n_heads:
             raise ValueError(
                 f"TrendSeasonTransformer: d_model ({d_model}) must be divisible by "

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from tsgen._validation import check_int
 from tsgen.sde.noise import NoiseSource, standard_normal
 
 __all__ = [
@@ -211,8 +212,7 @@ class Prior(nn.Module, ABC):
             condition: required by priors that need one, refused by priors that take none.
         """
         self._fitted_shape()
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive integer; got {n!r}")
+        check_int("n", n)
         condition = self._check_condition(n, condition)
         dtype, device = self._anchor.dtype, self._anchor.device
         z = standard_normal(self.noise_shape(n), dtype, device, noise).to(

@@ -37,6 +37,7 @@ import scipy.optimize
 import torch
 from torch import Tensor
 
+from tsgen._validation import check_int
 from tsgen.priors.base import Prior, PriorCondition, per_feature
 
 logger = logging.getLogger(__name__)
@@ -276,8 +277,7 @@ class GaussianProcessPrior(Prior):
         if mean not in (None, "constant", "per_step"):
             raise ValueError(f"mean must be 'constant', 'per_step' or None; got {mean!r}")
         for name, value in (("n_starts", n_starts), ("max_iter", max_iter)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+            check_int(name, value)
         given = {
             "variance": variance,
             "length_scale": length_scale,

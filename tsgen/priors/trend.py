@@ -10,6 +10,7 @@ import scipy.signal
 import torch
 from torch import Tensor
 
+from tsgen._validation import check_int
 from tsgen.priors.base import (
     Prior,
     PriorCondition,
@@ -70,10 +71,8 @@ class TrendPrior(Prior):
     ) -> None:
         super().__init__()
         check_choice("method", method, ("butterworth", "polynomial"))
-        if isinstance(order, bool) or not isinstance(order, int) or order < 1:
-            raise ValueError(f"order must be a positive integer; got {order!r}")
-        if isinstance(degree, bool) or not isinstance(degree, int) or degree < 0:
-            raise ValueError(f"degree must be a non-negative integer; got {degree!r}")
+        check_int("order", order)
+        check_int("degree", degree, minimum=0)
         cutoff = finite_nonnegative("cutoff", cutoff, positive=True)
         if cutoff >= 1:
             raise ValueError(f"cutoff must lie in (0, 1) (a fraction of Nyquist); got {cutoff}")

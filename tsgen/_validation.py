@@ -1,0 +1,15 @@
+"""Argument checks shared by the subpackages above ``tsgen.sde`` (which keeps its own, since it
+imports nothing else from tsgen)."""
+
+from __future__ import annotations
+
+__all__ = ["check_int"]
+
+
+def check_int(name: str, value: object, minimum: int = 1) -> int:
+    """``value`` if it is an integer (not a bool) of at least ``minimum``, else a ``ValueError``
+    naming ``name``, what was expected and what came."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {expected}; got {value!r}")
+    return value
