@@ -111,3 +111,21 @@ def test_instance_scaling_errors() -> None:
         fit_window_scale(torch.zeros(3, 4))
     with pytest.raises(ValueError, match=r"mask must be a bool tensor of the windows' shape"):
         fit_window_scale(torch.zeros(2, 3, 4), torch.ones(2, 3, 4))
+
+
+def test_a_window_without_range_of_its_own_takes_the_given_span() -> None:
+    x = torch.tensor([[[5e6, 1.0], [5e6, 2.0], [5e6, 3.0]]], dtype=torch.float64)  # (1, 3, 2)
+    span = torch.tensor([2e7, 4.0], dtype=torch.float64)
+    scale = fit_window_scale(x, span=span)
+    # Feature 0 is constant here: centred at its value with half the feature's span each way.
+    torch.testing.assert_close(scale.low[0, 0], torch.tensor([5e6 - 1e7, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        scale.high[0, 0], torch.tensor([5e6 + 1e7, 3.0], dtype=torch.float64)
+    )
+    y = scale.transform(x)
+    assert float(y[..., 0].abs().max()) == 0.0
+    torch.testing.assert_close(scale.inverse_transform(y), x)
+    with pytest.raises(
+        ValueError, match=r"span must be a positive tensor of shape \(C,\) = \(2,\)"
+    ):
+        fit_window_scale(x, span=torch.ones(3, dtype=torch.float64))

@@ -143,18 +143,24 @@ class WindowScale:
 
 
 @torch.no_grad()
-def fit_window_scale(x: Tensor, mask: Tensor | None = None) -> WindowScale:
+def fit_window_scale(
+    x: Tensor, mask: Tensor | None = None, span: Tensor | None = None
+) -> WindowScale:
     """Instance scaling: min-max per window and feature over the observed entries only.
 
     Args:
         x: ``(N, L, C)`` windows in original units; unobserved entries may hold anything
             (NaN included).
         mask: ``(N, L, C)`` bool, True where observed; ``None`` means every non-NaN entry.
+        span: ``(C,)`` a typical range of each feature in original units (e.g. the global
+            scaler's ``data_max - data_min``), used where a window has no range of its own;
+            ``None`` means 2, i.e. original units.
 
     Fallback, where a window's feature has fewer than two distinct observed values: with one
-    value ``v`` (seen once or repeated), ``low = v - 1`` and ``high = v + 1``, so ``v`` maps to 0
-    and differences keep their original units; with no observed value, ``low = -1`` and
-    ``high = 1`` (the identity). Either way the parameters are finite and the round trip exact.
+    value ``v`` (seen once or repeated), ``low = v - span / 2`` and ``high = v + span / 2``, so
+    ``v`` maps to 0 and the rest of the window is scaled like the feature at large (a unit span
+    would blow a feature such as trading volume, ~1e7, up to ~1e6 in model space); with no
+    observed value, ``v = 0``. Either way the parameters are finite and the round trip exact.
 
     Returns:
         the parameters; ``scale.transform(x)`` gives model space, ``scale.inverse_transform``
@@ -179,7 +185,20 @@ def fit_window_scale(x: Tensor, mask: Tensor | None = None) -> WindowScale:
     any_observed = observed.any(dim=1, keepdim=True)
     degenerate = high <= low  # one distinct value, or none (then low = inf > high = -inf)
     centre = torch.where(any_observed, low, torch.zeros_like(low))
+    if span is None:
+        half = torch.ones((), dtype=x.dtype, device=x.device)
+    else:
+        if (
+            not isinstance(span, Tensor)
+            or span.shape != (x.shape[2],)
+            or not bool((span > 0).all())
+        ):
+            raise ValueError(
+                f"span must be a positive tensor of shape (C,) = ({x.shape[2]},); got "
+                f"{tuple(span.shape) if isinstance(span, Tensor) else type(span).__name__}"
+            )
+        half = span.to(dtype=x.dtype, device=x.device) / 2
     return WindowScale(
-        low=torch.where(degenerate, centre - 1.0, low),
-        high=torch.where(degenerate, centre + 1.0, high),
+        low=torch.where(degenerate, centre - half, low),
+        high=torch.where(degenerate, centre + half, high),
     )

@@ -258,7 +258,7 @@ class WindowsDataModule(LightningDataModule):
             # Only the history may set a window's scale: the horizon is what is predicted.
             history = observed.clone()
             history[:, self.window - self.horizon :] = False
-            scale = fit_window_scale(raw, history)
+            scale = fit_window_scale(raw, history, span=self.scaler.data_max - self.scaler.data_min)
         values = scale.transform(raw) if scale is not None else self.scaler.transform(raw)
         return WindowSplit(values.nan_to_num(0.0).float(), mask, raw, scale)
 

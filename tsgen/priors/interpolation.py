@@ -25,7 +25,10 @@ def interpolate_missing(
     - a gap between two observations is filled by the line through them (``"linear"``), or by
       the parabola through them and the nearest further observation on either side, the closer
       one in time, the earlier one on a tie (``"quadratic"``; the line where the series has only
-      two observations). Both are exact on data of their degree;
+      two observations). Both are exact on data of their degree. The parabola extrapolates the
+      curvature of three noisy points across the gap, so on noisy series with long gaps it
+      overshoots (on ETTh1 in model space with 90% missing: values up to |x| = 4.8, a larger
+      error on the missing entries than linear at 50-90% missing); prefer ``"linear"`` there;
     - leading and trailing gaps take the nearest observation;
     - a series with no observation takes ``fill`` (per feature).
 
@@ -40,8 +43,7 @@ def interpolate_missing(
     Returns:
         ``(n, L, C)`` with the dtype of ``values``.
     """
-    if method not in ("linear", "quadratic"):
-        raise ValueError(f"method must be 'linear' or 'quadratic'; got {method!r}")
+    check_choice("method", method, ("linear", "quadratic"))
     length = values.shape[1]
     steps = torch.arange(length, device=values.device).view(1, length, 1).expand_as(mask)
     # prev[l]: last observed step <= l (-1 if none); next[l]: first observed step >= l (L if none).
