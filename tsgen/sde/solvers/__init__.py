@@ -115,8 +115,9 @@ def solve(
         raise TypeError(f"grid must be a torch.Tensor of times; got {type(grid).__name__}")
     # Validated after the cast: distinct float64 times can coincide in float32 or bfloat16.
     grid = grid.to(dtype=x0.dtype, device=x0.device) if x0.is_floating_point() else grid
-    direction = validate_grid(grid)
+    # One host copy serves the validation and the SDE's checks of its time domain.
     times = grid.detach().cpu()
+    direction = validate_grid(times)
     if checkpoint_every is not None:
         if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
             raise ValueError(
