@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from tsgen._validation import check_int
-from tsgen.priors.base import Prior, PriorCondition, per_feature
+from tsgen.priors.base import Prior, PriorCondition, finite_nonnegative, per_feature
 
 logger = logging.getLogger(__name__)
 
@@ -408,8 +408,4 @@ def _check_hyperparameter(
     if isinstance(value, (bool, str)) or not isinstance(values, Sequence) or not values:
         raise TypeError(f"{name} must be a float, a sequence of floats or None; got {value!r}")
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise TypeError(f"{name} must hold floats; got {v!r}")
-        if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-            kind = "non-negative" if allow_zero else "positive"
-            raise ValueError(f"{name} must be finite and {kind}; got {value!r}")
+        finite_nonnegative(name, v, positive=not allow_zero)
