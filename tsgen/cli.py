@@ -6,14 +6,26 @@ available as usual::
 
     tsgen fit --config configs/timebridge/quickstart.yaml
     tsgen fit --print_config --config configs/timebridge/quickstart.yaml
+    tsgen predict --config configs/timebridge/quickstart.yaml --ckpt_path last.ckpt \
+        --output samples/
+
+Shapes that depend on the data (``window``, ``n_features``, ``horizon``, ``scaling``) are linked
+from the instantiated datamodule into the model's arguments of the same name, so one config
+works on another CSV; a model without such an argument is simply not linked.
 """
 
 from __future__ import annotations
 
-from lightning.pytorch import LightningDataModule, LightningModule
-from lightning.pytorch.cli import LightningCLI
+from pathlib import Path
+from typing import Any
 
-__all__ = ["main"]
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from tsgen.writers import PredictionWriter
+
+__all__ = ["TsgenCLI", "TsgenTrainer", "main"]
+
 
 # CSV logging into ./lightning_logs/version_N by default. Given as a class path rather than an
 # instance so that every run builds its own logger (and picks a fresh version), and so that a
@@ -23,6 +35,50 @@ _DEFAULT_LOGGER = {
     "init_args": {"save_dir": ".", "name": "lightning_logs"},
 }
 
+# Datamodule attributes that set model arguments of the same name.
+DATA_LINKS = ("window", "n_features", "horizon", "scaling")
+
+
+class TsgenTrainer(Trainer):
+    """Lightning's Trainer whose ``predict`` can write its results to files."""
+
+    def predict(  # type: ignore[override]
+        self,
+        model: LightningModule | None = None,
+        dataloaders: Any = None,
+        datamodule: LightningDataModule | None = None,
+        return_predictions: bool | None = None,
+        ckpt_path: str | None = None,
+        weights_only: bool | None = None,
+        output: str | None = None,
+    ) -> Any:
+        """Run prediction; with ``output`` (a directory), write every batch there through
+        :class:`~tsgen.writers.PredictionWriter` (``samples.npy`` and friends) instead of
+        keeping the predictions in memory.
+
+        Args:
+            output: directory of the written predictions; ``None`` keeps Lightning's behaviour.
+        """
+        if output is not None:
+            writer = PredictionWriter(Path(output))
+            self.callbacks.append(writer)
+            return_predictions = False
+        try:
+            return super().predict(
+                model, dataloaders, datamodule, return_predictions, ckpt_path, weights_only
+            )
+        finally:
+            if output is not None:
+                self.callbacks.remove(writer)
+
+
+class TsgenCLI(LightningCLI):
+    """LightningCLI with the datamodule-to-model links of :data:`DATA_LINKS`."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        for key in DATA_LINKS:
+            parser.link_arguments(f"data.{key}", f"model.init_args.{key}", apply_on="instantiate")
+
 
 def main(args: list[str] | None = None) -> None:
     """Run the ``tsgen`` command line.
@@ -31,9 +87,10 @@ def main(args: list[str] | None = None) -> None:
         args: command-line arguments without the program name, e.g. ``["fit", "--config",
             "run.yaml"]``; ``None`` reads them from ``sys.argv``.
     """
-    LightningCLI(
+    TsgenCLI(
         model_class=LightningModule,
         datamodule_class=LightningDataModule,
+        trainer_class=TsgenTrainer,
         subclass_mode_model=True,
         subclass_mode_data=True,
         trainer_defaults={"logger": _DEFAULT_LOGGER},

@@ -1,5 +1,6 @@
 """tsgen/data/windows.py: sliding windows, splits without leakage, scaling fitted on the training
-split, the dataloaders' batches, NaN handling and linking window/n_features into a model."""
+split, the dataloaders' batches, NaN handling, linking window/n_features into a model, and a
+training order that depends on (seed, epoch) only and resumes exactly from a checkpoint."""
 
 from __future__ import annotations
 
@@ -11,10 +12,16 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lightning.pytorch import LightningModule
+from lightning.fabric.utilities.data import _replace_dunder_methods
+from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities.data import _update_dataloader
+from torch.utils.data import BatchSampler, DataLoader
 
-from tsgen.data import WindowsDataModule, sliding_windows
+from tsgen.data import EpochShuffleSampler, ResumableDataLoader, WindowsDataModule, sliding_windows
+from tsgen.data.windows import _WindowDataset
 
 
 def write_csv(name: str, data: np.ndarray, header: str = "a,b") -> str:
@@ -232,3 +239,171 @@ def test_window_and_n_features_link_into_a_model(monkeypatch: pytest.MonkeyPatch
         _Shapes, subclass_mode_data=True, run=False, args=[*args, "--trainer.logger=false"]
     )
     assert (cli.model.window, cli.model.n_features) == (7, 3)
+
+
+def ramp_module(
+    rows: int = 40, window: int = 4, batch_size: int = 8, **kwargs
+) -> WindowsDataModule:
+    """37 windows of a ramp by default (5 batches an epoch, the last one short); feature 0 of a
+    window's first step tells which window it is."""
+    np.save("ramp.npy", ramp(rows))
+    return WindowsDataModule(path="ramp.npy", window=window, batch_size=batch_size, **kwargs)
+
+
+def window_ids(batch: torch.Tensor) -> list[float]:
+    return batch[:, 0, 0].tolist()
+
+
+def epoch_ids(loader: DataLoader) -> list[list[float]]:
+    return [window_ids(batch) for batch in loader]
+
+
+def flat(batches: list[list[float]]) -> list[float]:
+    return [i for batch in batches for i in batch]
+
+
+def test_training_order_is_a_function_of_seed_and_epoch() -> None:
+    loader = ramp_module().train_dataloader()
+    assert isinstance(loader, ResumableDataLoader)
+    assert isinstance(loader.sampler, EpochShuffleSampler)
+    first = epoch_ids(loader)
+    assert first == epoch_ids(loader)  # iterating again without set_epoch repeats the epoch
+    loader.sampler.set_epoch(1)
+    second = epoch_ids(loader)
+    assert second != first and sorted(flat(second)) == sorted(flat(first))
+    fresh = ramp_module().train_dataloader()
+    assert epoch_ids(fresh) == first
+    fresh.sampler.set_epoch(1)
+    assert epoch_ids(fresh) == second
+    assert epoch_ids(ramp_module(seed=1).train_dataloader()) != first
+    # Evaluation loaders stay in order.
+    assert flat(epoch_ids(ramp_module().val_dataloader())) == sorted(flat(first))
+
+
+def test_sampler_seeds_differ_for_shifted_seed_and_epoch() -> None:
+    a, b = EpochShuffleSampler(100, 0), EpochShuffleSampler(100, 1)
+    a.set_epoch(1)
+    assert list(a) != list(b)  # not seeded from seed + epoch
+    with pytest.raises(ValueError, match="seed must be an integer >= 0; got -1"):
+        EpochShuffleSampler(100, -1)
+
+
+@pytest.mark.parametrize(("epoch", "taken"), [(0, 2), (1, 3), (1, 0)])
+def test_loader_state_resumes_mid_epoch_without_loading_skipped_batches(
+    epoch: int, taken: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loader = ramp_module().train_dataloader()
+    loader.sampler.set_epoch(epoch)
+    whole = epoch_ids(loader)
+    batches = iter(loader)
+    for _ in range(taken):
+        next(batches)
+    state = loader.state_dict()
+    assert state == {"epoch": epoch, "batches": taken}
+
+    loads = []
+    getitems = _WindowDataset.__getitems__
+    monkeypatch.setattr(
+        _WindowDataset, "__getitems__", lambda self, i: loads.append(i) or getitems(self, i)
+    )
+    resumed = ramp_module().train_dataloader()
+    resumed.load_state_dict(state)
+    assert resumed.sampler.epoch == epoch and len(resumed) == len(whole)
+    assert epoch_ids(resumed) == whole[taken:]
+    assert len(loads) == len(whole) - taken  # the skipped batches were never loaded
+    assert resumed.state_dict() == {"epoch": epoch, "batches": len(whole)}
+    assert epoch_ids(resumed) == whole  # the skip applies once
+
+
+def test_completed_epoch_state_does_not_skip_the_next_epoch() -> None:
+    loader = ramp_module().train_dataloader()
+    epoch_ids(loader)
+    assert loader.state_dict() == {"epoch": 0, "batches": 5}
+    resumed = ramp_module().train_dataloader()
+    resumed.load_state_dict(loader.state_dict())
+    resumed.sampler.set_epoch(1)  # what Lightning does at the next epoch's start
+    loader.sampler.set_epoch(1)
+    assert epoch_ids(resumed) == epoch_ids(loader)
+
+
+def test_train_loader_survives_distributed_sampler_injection() -> None:
+    """Lightning under DDP re-instantiates the training loader with a distributed sampler
+    (``use_distributed_sampler=True``); the result must stay resumable, per process."""
+    dm = ramp_module(rows=35)  # 32 windows: two processes get 16 each, 4 batches of 4
+    dm.batch_size = 4
+    with _replace_dunder_methods(DataLoader, "dataset"), _replace_dunder_methods(BatchSampler):
+        loader = dm.train_dataloader()  # as Lightning requests it, recording the init args
+    seen = []
+    for rank in range(2):
+        sampler = DistributedSamplerWrapper(loader.sampler, num_replicas=2, rank=rank, seed=0)
+        shard = _update_dataloader(loader, sampler)
+        assert isinstance(shard, ResumableDataLoader) and shard.sampler is sampler
+        sampler.set_epoch(1)
+        whole = epoch_ids(shard)
+        assert len(whole) == len(shard) == 4
+        seen += flat(whole)
+        batches = iter(shard)
+        next(batches)
+        state = shard.state_dict()
+        again = _update_dataloader(loader, sampler)
+        again.load_state_dict(state)
+        assert epoch_ids(again) == whole[1:]
+    assert sorted(seen) == flat(epoch_ids(dm.val_dataloader()))
+
+
+class _Recorder(LightningModule):
+    """Records which windows each training step sees; its one parameter never moves."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(()))
+        self.seen: list[list[float]] = []
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        self.seen.append(window_ids(batch))
+        return self.weight * batch.mean()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+def _fit(
+    max_steps: int,
+    num_workers: int,
+    root: Path,
+    ckpt_path: Path | None = None,
+    callbacks: list | None = None,
+) -> _Recorder:
+    model = _Recorder()
+    trainer = Trainer(
+        max_steps=max_steps,
+        default_root_dir=root,
+        accelerator="cpu",
+        limit_val_batches=0,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        logger=False,
+        callbacks=callbacks,
+    )
+    trainer.fit(model, ramp_module(num_workers=num_workers), ckpt_path=ckpt_path)
+    return model
+
+
+@pytest.mark.parametrize(
+    ("saved_at", "num_workers"),
+    [(3, 0), (7, 0), (5, 0), (10, 0), (3, 2)],
+    ids=["mid-epoch-0", "mid-epoch-1", "epoch-boundary", "second-boundary", "mid-epoch-workers"],
+)
+def test_resumed_training_sees_the_uninterrupted_batches(
+    saved_at: int, num_workers: int, tmp_path: Path
+) -> None:
+    """5 batches an epoch: a checkpoint after step 3 or 7 falls mid-epoch, after 5 or 10 on a
+    boundary. Workers fetch indices ahead of the batches handed out; the count must not."""
+    total = 12
+    straight = _fit(total, num_workers, tmp_path / "straight").seen
+    checkpoints = ModelCheckpoint(
+        dirpath=tmp_path / "ckpt", every_n_train_steps=saved_at, save_top_k=-1, save_last=True
+    )
+    _fit(saved_at, num_workers, tmp_path / "first", callbacks=[checkpoints])
+    resumed = _fit(total, num_workers, tmp_path / "resumed", ckpt_path=tmp_path / "ckpt/last.ckpt")
+    assert resumed.seen == straight[saved_at:]

@@ -173,16 +173,166 @@ def _uniform(n_points):
 
 @pytest.mark.parametrize(
     ("mode", "make_grid", "n_points"),
-    [("hybrid", _karras, 160), ("sde", _karras, 160), ("ode", _uniform, 640)],
+    [
+        ("hybrid", _karras, 160),
+        ("sde", _karras, 160),
+        ("ode", _uniform, 640),
+        ("ancestral", _karras, 320),
+    ],
 )
 def test_bridge_sampler_with_true_posterior_recovers_the_data_law(mode, make_grid, n_points):
     """With E[X_0 | X_t, X_T] exact, only discretisation separates the samples from N(m, v):
-    the variance error shrinks as the grid is refined and is within 5% on the fine grid."""
+    the variance error shrinks as the grid is refined and is within 5% on the fine grid.
+
+    The ancestral mode is first order with a variance deficit of about -6 / n_intervals here
+    (-15% at 40, -4% at 160, -2% at 320; see the next test), so it is held to 5% only at 320,
+    the smallest count with margin for the 1% Monte Carlo error."""
     _, var_err_coarse = _sampled_moments(mode, make_grid(n_points // 4))
     z_fine, var_err_fine = _sampled_moments(mode, make_grid(n_points))
     assert z_fine.abs().le(3).all(), z_fine
     assert var_err_fine.abs().le(0.05).all(), var_err_fine
     assert (var_err_fine.abs() < var_err_coarse.abs()).all(), (var_err_coarse, var_err_fine)
+
+
+def _ancestral_chain_law(grid, m, v):
+    """The exact law of the ancestral chain on the Gaussian toy of :func:`_sampled_moments`.
+
+    Everything is linear: write the state as ``A x_T + B + sqrt(S) Z`` with ``Z`` independent
+    of ``x_T ~ N(0, 1)``, start at ``x_T`` (A, B, S = 1, 0, 0) and propagate through
+    ``D = m + g (x - a_t x_T - b_t m)``, ``g = v b_t / (b_t^2 v + c_t)``, and the step
+    ``x_s = a x + b D + sqrt(c) z`` with ``(a, b, c) = bridge_coefficients(vp, s, T=t, s=0)``.
+    Returns the relative variance error and the mean bias of ``X_0``, per coordinate."""
+    vp = VPSDE(beta_min=0.2, beta_d=10.0)
+    A, B, S = torch.ones_like(m), torch.zeros_like(m), torch.zeros_like(m)
+    zero = torch.zeros((), dtype=F64)
+    for t, s in itertools.pairwise(grid):
+        a_t, b_t, c_t = bridge_coefficients(vp, t, 1.0)
+        g = v * b_t / (b_t**2 * v + c_t)
+        dA, dB, dS = g * A - g * a_t, g * B + m * (1 - g * b_t), g**2 * S
+        if s == 0:
+            return (dA**2 + dS) / v - 1, dB - m
+        a, b, c = bridge_coefficients(vp, s, T=t, s=zero)
+        A, B, S = a * A + b * dA, a * B + b * dB, (a + b * g) ** 2 * S + c
+    raise AssertionError("the grid must end at 0")
+
+
+def test_ancestral_sampler_follows_the_exact_law_of_its_chain_at_40_intervals():
+    """At the production setting (40 Karras intervals) the ancestral mode does not meet the 5%
+    covariance target: plugging E[X_0 | x_t, x_T] into q(x_s | X_0, x_t) drops the
+    b^2 Var(X_0 | x_t, x_T) part of each step's variance. The sampler reproduces that exact
+    deficit (about -15%, computed in closed form) and an unbiased mean, and the deficit is
+    first order in the step: it halves as the intervals double."""
+    m, v = torch.tensor([0.3, -0.5], dtype=F64), torch.tensor([0.25, 0.04], dtype=F64)
+    exact_var_err, exact_bias = _ancestral_chain_law(_karras(40), m, v)
+    assert (exact_var_err + 0.15).abs().le(0.01).all(), exact_var_err
+    assert exact_bias.abs().le(1e-6).all(), exact_bias
+    finer, _ = _ancestral_chain_law(_karras(80), m, v)
+    torch.testing.assert_close(finer / exact_var_err, torch.full_like(m, 0.5), atol=0.05, rtol=0)
+    n = 20_000
+    z, var_err = _sampled_moments("ancestral", _karras(40), n=n)
+    assert z.abs().le(3).all(), z
+    # The sample variance of a Gaussian has relative standard error sqrt(2 / (n - 1)).
+    assert (var_err - exact_var_err).abs().le(3.5 * math.sqrt(2 / (n - 1))).all(), var_err
+
+
+def _recording(calls):
+    def predictor(x, t):
+        calls.append((x.clone(), t.clone()))
+        return 0.5 * x
+
+    return predictor
+
+
+def test_ancestral_sampler_uses_n_evaluations_and_returns_the_last_prediction():
+    vp = VPSDE(beta_min=0.2, beta_d=10.0)
+    x_T = torch.randn(8, 3, dtype=F64)
+    calls = []
+    grid = karras_grid(1 - 1e-4, 1e-4, 40, dtype=F64)
+    out = bridge_sample(vp, _recording(calls), x_T, grid, mode="ancestral", return_path=True)
+    assert out.nfe == len(calls) == 40
+    assert out.path.shape == (41, 8, 3)
+    torch.testing.assert_close(out.grid, grid, rtol=0, atol=0)
+    # One call per interval, at its start, on the state there; on the interval to 0 the
+    # posterior is a point mass at the prediction, returned as it is.
+    torch.testing.assert_close(torch.stack([t for _, t in calls]), grid[:-1], rtol=0, atol=0)
+    for k, (x, _) in enumerate(calls):
+        assert torch.equal(x, out.path[k])
+    assert torch.equal(out.x, 0.5 * out.path[-2])
+    assert torch.equal(out.path[-1], out.x)
+
+
+def test_ancestral_step_is_the_bridge_posterior_draw():
+    """One interval t -> s > 0 with given increments: x_s = a x_t + b D + sqrt(c) dW / sqrt(|dt|)
+    with (a, b, c) the marginal at s of the bridge from (0, D) to (t, x_t): for a Brownian
+    motion, a = s / t, b = 1 - s / t, c = scale^2 s (t - s) / t."""
+    from tsgen.sde import ExplicitIncrements
+
+    bm = BrownianMotion(scale=0.6)
+    x_T = torch.randn(5, 2, dtype=F64)
+    grid = torch.tensor([0.9, 0.4], dtype=F64)
+    dW = torch.randn(1, 5, 2, dtype=F64) * math.sqrt(0.5)
+    out = bridge_sample(bm, _half, x_T, grid, mode="ancestral", noise=ExplicitIncrements(dW))
+    t, s = 0.9, 0.4
+    expected = (
+        s / t * x_T
+        + (1 - s / t) * 0.5 * x_T
+        + math.sqrt(0.36 * s * (t - s) / t) * (dW[0] / math.sqrt(t - s))
+    )
+    torch.testing.assert_close(out.x, expected, rtol=1e-14, atol=1e-14)
+
+
+def test_ancestral_sampler_draws_each_sample_from_its_own_seed():
+    """With PerSampleNoise, the first 8 of 32 samples are bitwise those of a batch of 8."""
+    from tsgen.sde import PerSampleNoise
+
+    vp = VPSDE(beta_min=0.2, beta_d=10.0)
+    m, v = torch.tensor([0.3, -0.5], dtype=F64), torch.tensor([0.25, 0.04], dtype=F64)
+    x_T = torch.randn(32, 2, dtype=F64, generator=torch.Generator().manual_seed(3))
+    grid = _karras(40)
+
+    def run(batch):
+        predictor = GaussianPosterior(vp, x_T[:batch], m, v)
+        noise = PerSampleNoise(seeds=range(batch))
+        return bridge_sample(vp, predictor, x_T[:batch], grid, mode="ancestral", noise=noise).x
+
+    assert torch.equal(run(32)[:8], run(8))
+
+
+def test_ancestral_sampler_continues_from_the_state_a_callback_returns():
+    vp = VPSDE(beta_min=0.2, beta_d=10.0)
+    x_T = torch.randn(4, 3, dtype=F64)
+    grid = karras_grid(1 - 1e-4, 1e-4, 6, dtype=F64)
+    seen, calls = [], []
+
+    def mark(k, t_k, x_k):
+        seen.append((k, t_k.clone()))
+        replaced = x_k.clone()
+        replaced[:, 0] = float(k)  # a marker the next predictor call must see
+        return replaced
+
+    out = bridge_sample(
+        vp, _recording(calls), x_T, grid, mode="ancestral", callback=mark, return_path=True
+    )
+    assert [k for k, _ in seen] == list(range(1, 7))
+    torch.testing.assert_close(torch.stack([t for _, t in seen]), grid[1:], rtol=0, atol=0)
+    for k, (x, _) in enumerate(calls[1:], start=1):
+        assert torch.all(x[:, 0] == k)
+    assert torch.all(out.path[1:, :, 0] == torch.arange(1, 7, dtype=F64)[:, None])
+    assert torch.all(out.x[:, 0] == 6)
+
+
+def test_ancestral_solver_refuses_what_it_cannot_sample():
+    vp = VPSDE(beta_min=0.2, beta_d=10.0)
+    x_T = torch.zeros(2, 2, dtype=F64)
+    with pytest.raises(ValueError, match=r"samples a tsgen\.sde\.ReverseBridge"):
+        solve(LinearBridge(vp, x_T), x_T, uniform_grid(0.9, 0.0, 4, dtype=F64), "bridge_ancestral")
+    with pytest.raises(ValueError, match=r"endpoint predictor returned .* of shape \(2, 1\)"):
+        bridge_sample(vp, lambda x, t: x[:, :1], x_T, _karras(4), mode="ancestral")
+    with pytest.raises(ValueError, match="evaluates the dynamics of ReverseBridge at t = 1"):
+        bridge_sample(vp, _half, x_T, uniform_grid(1.0, 0.0, 4, dtype=F64), mode="ancestral")
+    reverse = ReverseBridge(vp, _half, x_T)
+    with pytest.raises(ValueError, match="samples backwards in time: the grid must decrease"):
+        solve(reverse, x_T, uniform_grid(0.1, 0.9, 4, dtype=F64), "bridge_ancestral")
 
 
 def test_ode_mode_spreads_the_point_mass_at_x_T():

@@ -8,22 +8,30 @@ chronologically *before* windowing and scale each window from its own observed e
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
 from einops import rearrange
 from lightning.pytorch import LightningDataModule
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from tsgen._validation import check_int
 from tsgen.data.datasets import BUILTIN_DATASETS, load_builtin, make_sines
 from tsgen.data.scaling import MinMaxScaler, WindowScale, fit_window_scale
 from tsgen.data.series import load_series, select_columns
 
-__all__ = ["WindowSplit", "WindowsDataModule", "sliding_windows"]
+__all__ = [
+    "EpochShuffleSampler",
+    "ResumableDataLoader",
+    "WindowSplit",
+    "WindowsDataModule",
+    "sliding_windows",
+]
 
 ArrayT = TypeVar("ArrayT", np.ndarray, Tensor)
 
@@ -99,6 +107,131 @@ class _WindowDataset(Dataset):
 def _whole_batch(batch: Tensor | tuple[Tensor, Tensor]) -> Tensor | tuple[Tensor, Tensor]:
     """Collation for :class:`_WindowDataset`, whose ``__getitems__`` already returns a batch."""
     return batch
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """A 63-bit generator seed for ``(seed, epoch)``; unrelated for different pairs (``seed +
+    epoch`` would give seed 1's first epoch the order of seed 0's second)."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0] >> 1)
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A shuffle of ``range(n)`` that is a pure function of ``(seed, epoch)``.
+
+    Epoch ``e`` yields ``torch.randperm(n)`` drawn from a generator seeded from ``(seed, e)``, so
+    a resumed run, or another process, sees the same order as an uninterrupted one. Lightning
+    calls :meth:`set_epoch` at every epoch start (and, under DDP, forwards it through the
+    distributed wrapper it puts around this sampler).
+
+    Args:
+        n: the number of items.
+        seed: a non-negative integer.
+    """
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n = check_int("n", n)
+        self.seed = check_int("seed", seed, minimum=0)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration yield epoch ``epoch``'s order."""
+        self.epoch = check_int("epoch", epoch, minimum=0)
+
+    def permutation(self) -> Tensor:
+        """``(n,)`` int64: the current epoch's order."""
+        generator = torch.Generator().manual_seed(_epoch_seed(self.seed, self.epoch))
+        return torch.randperm(self.n, generator=generator)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.permutation().tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class _ResumedIndices:
+    """A loader's batch indices (its batch sampler), less the batches resumed past.
+
+    Reads the loader's ``_skip`` when iterated, not when built: PyTorch's iterators keep the
+    object they got and iterate it again (more than once at creation with workers, and at every
+    epoch with persistent workers).
+    """
+
+    def __init__(self, loader: ResumableDataLoader, indices: Any) -> None:
+        self.loader, self.indices = loader, indices
+
+    def __iter__(self) -> Iterator[Any]:
+        return itertools.islice(self.indices, self.loader._skip, None)
+
+    def __len__(self) -> int:
+        # The whole epoch: Lightning counts a resumed epoch's batches from where it stopped.
+        return len(self.indices)
+
+
+class ResumableDataLoader(DataLoader):
+    """A ``DataLoader`` that can save its position within an epoch and resume from it.
+
+    :meth:`state_dict` records the sampler's epoch and how many batches of that epoch this
+    loader has yielded; after :meth:`load_state_dict` the next iteration of that epoch starts
+    after them, skipping their indices in the batch sampler (their data are never loaded). An
+    iteration of another epoch (the saved one was complete and training moved on) starts at its
+    beginning. Lightning treats a training loader with both methods as stateful: it stores the
+    state in checkpoints and restores it before iterating on resume.
+
+    The count is taken as batches leave this loader, not as the sampler yields indices, so
+    workers prefetching indices ahead do not inflate it. Lightning's fetcher reads ahead only
+    when the loader has no length, which this one always has (its sampler is sized), so at a
+    checkpoint the count equals the batches the training loop has taken.
+
+    Takes ``DataLoader``'s arguments, so Lightning can re-instantiate it with a distributed
+    sampler under DDP; the skip then applies to each process's own batches.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._epoch = 0  # the epoch of the last iteration
+        self._consumed = 0  # batches of that epoch yielded (including skipped ones)
+        self._skip = 0  # batches the current iteration skipped
+        self._resume: tuple[int, int] | None = None  # (epoch, batches) to skip, once
+
+    @property
+    def _index_sampler(self) -> Any:
+        # PyTorch's iterators draw batch indices from here; ``batch_sampler`` itself cannot be
+        # replaced after construction.
+        return _ResumedIndices(self, super()._index_sampler)
+
+    def __iter__(self) -> Iterator[Any]:
+        # A new pass has yielded nothing yet (skipping none is right whatever epoch it will be).
+        self._consumed = 0
+        return self._batches()
+
+    def _batches(self) -> Iterator[Any]:
+        # A generator: this runs at the first ``next``, after Lightning's ``set_epoch`` for the
+        # epoch, so the epoch read here is the one iterated (also by workers, started below).
+        epoch = getattr(self.sampler, "epoch", 0)
+        resume, self._resume = self._resume, None
+        self._skip = resume[1] if resume is not None and resume[0] == epoch else 0
+        self._epoch, self._consumed = epoch, self._skip
+        for batch in super().__iter__():
+            self._consumed += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        """``{"epoch": e, "batches": k}``: ``k`` batches of epoch ``e`` have been yielded (a
+        restored state not iterated yet is returned as it came)."""
+        epoch, batches = self._resume or (self._epoch, self._consumed)
+        return {"epoch": epoch, "batches": batches}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        """Resume after ``state_dict["batches"]`` batches of epoch ``state_dict["epoch"]``.
+
+        Also sets the sampler to that epoch (if it has ``set_epoch``), so iterating without
+        Lightning resumes too.
+        """
+        epoch, batches = state_dict["epoch"], state_dict["batches"]
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+        self._resume = (epoch, batches)
 
 
 class WindowsDataModule(LightningDataModule):
@@ -263,18 +396,24 @@ class WindowsDataModule(LightningDataModule):
         return WindowSplit(values.nan_to_num(0.0).float(), mask, raw, scale)
 
     def _loader(self, split: WindowSplit, shuffle: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(
-            _WindowDataset(split),
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=generator,
-            num_workers=self.num_workers,
-            collate_fn=_whole_batch,
-        )
+        dataset = _WindowDataset(split)
+        kwargs = {
+            "batch_size": self.batch_size,
+            "num_workers": self.num_workers,
+            "collate_fn": _whole_batch,
+        }
+        if not shuffle:
+            return DataLoader(dataset, **kwargs)
+        sampler = EpochShuffleSampler(len(dataset), self.seed)
+        # The loader draws its workers' base seed from ``generator``: a private one keeps the
+        # global RNG, which model code may rely on, untouched at every epoch start.
+        generator = torch.Generator().manual_seed(self.seed)
+        return ResumableDataLoader(dataset, sampler=sampler, generator=generator, **kwargs)
 
-    def train_dataloader(self) -> DataLoader:
-        """Training windows, shuffled (seeded by ``seed``)."""
+    def train_dataloader(self) -> ResumableDataLoader:
+        """Training windows, shuffled: epoch ``e``'s order is a function of ``(seed, e)`` only
+        (:class:`EpochShuffleSampler`), and the loader resumes mid-epoch from a checkpoint
+        (:class:`ResumableDataLoader`)."""
         return self._loader(self.train_split, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
@@ -284,8 +423,24 @@ class WindowsDataModule(LightningDataModule):
         return self._loader(self.test_split, shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
-        """The test windows in order (the inputs of conditional tasks such as imputation)."""
-        return self._loader(self.test_split, shuffle=False)
+        """What the attached model predicts on, in order.
+
+        A model that defines ``prediction_dataset(split)`` says itself what to iterate over
+        given the test split (e.g. :class:`~tsgen.models.TimeBridge`: sample indices for
+        generation, the test windows for imputation), and with ``prediction_batch_size`` in
+        what batches; otherwise the test windows.
+        """
+        model = self.trainer.lightning_module if self.trainer is not None else None
+        make_dataset = getattr(model, "prediction_dataset", None)
+        if make_dataset is None:
+            return self._loader(self.test_split, shuffle=False)
+        return DataLoader(
+            make_dataset(self.test_split),
+            batch_size=getattr(model, "prediction_batch_size", self.batch_size),
+            shuffle=False,
+            num_workers=self.num_workers,
+            collate_fn=_whole_batch,
+        )
 
 
 def _check_options(

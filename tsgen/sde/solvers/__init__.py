@@ -8,6 +8,7 @@ One module per method; each solver declares its capabilities and checks its inpu
 | ``heun`` | :mod:`.heun` | predictor-corrector; additive noise/ODEs; ``churn`` sampler |
 | ``ode_heun`` | :mod:`.heun` | Heun on an ODE or an SDE's probability-flow ODE |
 | ``exact`` | :mod:`.exact` | exact Gaussian transitions of linear processes and bridges |
+| ``bridge_ancestral`` | :mod:`.ancestral` | posterior steps of a reverse bridge, one call each |
 | ``torchsde:<m>`` | :mod:`.torchsde_backend` | ``euler``, ``milstein``, ``srk``; adjoint |
 """
 
@@ -21,6 +22,7 @@ from torch import Tensor
 from tsgen.sde.base import SDE
 from tsgen.sde.grids import validate_grid
 from tsgen.sde.noise import NoiseSource
+from tsgen.sde.solvers.ancestral import BridgeAncestral
 from tsgen.sde.solvers.base import (
     Callback,
     FixedStepSolver,
@@ -36,6 +38,7 @@ from tsgen.sde.solvers.torchsde_backend import TorchsdeSolver
 
 __all__ = [
     "SOLVERS",
+    "BridgeAncestral",
     "Callback",
     "Euler",
     "Exact",
@@ -51,7 +54,9 @@ __all__ = [
     "solve",
 ]
 
-SOLVERS: dict[str, type[Solver]] = {cls.name: cls for cls in (Euler, Heun, ODEHeun, Exact)}
+SOLVERS: dict[str, type[Solver]] = {
+    cls.name: cls for cls in (Euler, Heun, ODEHeun, Exact, BridgeAncestral)
+}
 
 
 def make_solver(method: str, **options: Any) -> Solver:

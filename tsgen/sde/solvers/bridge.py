@@ -10,6 +10,11 @@ The ``"ode"`` mode moves the first interval by Euler-Maruyama too: at ``T`` the 
 mass at ``x_T``, and a probability-flow ODE started there is deterministic, so it would map each
 ``x_T`` to a single ``X_0`` and collapse the data's spread (as in DDBM's sampler, which also
 starts with a stochastic step).
+
+The ``"ancestral"`` mode (method ``bridge_ancestral``, :mod:`.ancestral`) takes one predictor
+call per interval ``t -> s`` and draws ``x_s`` from the bridge posterior
+``q(x_s | X_0 = D(x_t, t), X_t = x_t)``, returning ``D`` itself on a last interval that ends at
+``0``: ``n`` intervals cost ``n`` evaluations.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from tsgen.sde.solvers.base import Callback, SolverOutput
 
 __all__ = ["bridge_sample"]
 
-SamplerMode = Literal["hybrid", "sde", "ode"]
+SamplerMode = Literal["hybrid", "sde", "ode", "ancestral"]
 
 
 def bridge_sample(
@@ -51,9 +56,11 @@ def bridge_sample(
         x_T: the bridge's end states, ``(B, *event)``.
         grid: decreasing times from just below ``T`` to ``0`` (e.g. :func:`karras_grid`).
         T: the bridge's end time.
-        mode: ``"hybrid"`` (churn sampler), ``"sde"`` (Euler-Maruyama of the reverse SDE) or
-            ``"ode"`` (Heun of the probability-flow ODE after a first Euler-Maruyama interval).
-        churn: the SDE fraction of each interval in ``"hybrid"`` mode.
+        mode: ``"hybrid"`` (churn sampler), ``"sde"`` (Euler-Maruyama of the reverse SDE),
+            ``"ode"`` (Heun of the probability-flow ODE after a first Euler-Maruyama interval)
+            or ``"ancestral"`` (a draw from the bridge posterior given ``X_0 = D(x_t, t)`` on
+            each interval; one evaluation per interval).
+        churn: the SDE fraction of each interval in ``"hybrid"`` mode (ignored by the others).
         noise, return_path, callback, progress: as for :func:`~tsgen.sde.solve`.
 
     Returns:
@@ -64,10 +71,21 @@ def bridge_sample(
     validate_grid(grid)
     n_steps = grid.shape[0] - 1
     fractions = {"hybrid": churn, "sde": 1.0, "ode": [1.0] + [0.0] * (n_steps - 1)}
-    if mode not in fractions:
-        raise ValueError(f"mode must be one of {sorted(fractions)}; got '{mode}'")
+    if mode not in (*fractions, "ancestral"):
+        raise ValueError(f"mode must be one of {sorted([*fractions, 'ancestral'])}; got '{mode}'")
     # The grid's range (inside [0, T], decreasing, starting below T) is checked by ReverseBridge.
     reverse = ReverseBridge(process, predictor, x_T, T)
+    if mode == "ancestral":
+        return solve(
+            reverse,
+            x_T,
+            grid,
+            "bridge_ancestral",
+            noise=noise,
+            return_path=return_path,
+            callback=callback,
+            progress=progress,
+        )
     return solve(
         reverse,
         x_T,

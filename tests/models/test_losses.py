@@ -1,0 +1,45 @@
+"""Tests for tsgen/models/losses.py."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from tsgen.models.losses import default_fourier_weight, l1_fourier_loss
+
+
+def test_default_fourier_weight_is_sqrt_length_over_five():
+    assert default_fourier_weight(24) == math.sqrt(24) / 5
+
+
+def test_constant_error_has_the_closed_form_loss():
+    """D - x0 = e everywhere: |e| in time; F(e) with norm="forward" is e at frequency 0 and 0
+    elsewhere, so the Fourier term averages |e| over L frequencies: |e| / L."""
+    length, e, weight = 8, 0.3, 0.7
+    target = torch.randn(2, length, 3, dtype=torch.float64)
+    loss = l1_fourier_loss(target + e, target, weight)
+    expected = e + weight * e / length
+    torch.testing.assert_close(loss, torch.full((2,), expected, dtype=torch.float64))
+
+
+def test_single_frequency_error_matches_its_fourier_coefficients():
+    length = 16
+    steps = torch.arange(length, dtype=torch.float64)
+    error = torch.cos(2 * math.pi * 3 * steps / length)[None, :, None]
+    loss = l1_fourier_loss(error, torch.zeros_like(error), 1.0)
+    # cos at bin 3 has real coefficients 1/2 at bins 3 and L-3: mean |Re| = 1 / L.
+    expected = error.abs().mean() + 1.0 / length
+    torch.testing.assert_close(loss, expected.reshape(1))
+
+
+def test_mask_restricts_the_time_term_but_not_the_fourier_term():
+    target = torch.zeros(1, 4, 1, dtype=torch.float64)
+    prediction = torch.tensor([[[1.0], [0.0], [0.0], [0.0]]], dtype=torch.float64)
+    mask = torch.tensor([[[False], [True], [True], [True]]])
+    masked = l1_fourier_loss(prediction, target, 0.0, mask)
+    assert float(masked) == 0.0
+    unmasked = l1_fourier_loss(prediction, target, 0.0)
+    assert float(unmasked) == 0.25
+    with_fourier = l1_fourier_loss(prediction, target, 1.0, mask)
+    assert float(with_fourier) > 0

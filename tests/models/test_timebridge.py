@@ -1,0 +1,321 @@
+"""Tests for tsgen/models/timebridge.py: training, checkpoints, exact resume, sampling and the
+conditional tasks, on small data that the tests make."""
+
+from __future__ import annotations
+
+import functools
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+import tsgen
+from tsgen.data import WindowsDataModule
+from tsgen.models import TimeBridge
+from tsgen.nn import TrendSeasonTransformer
+from tsgen.priors import InterpolationPrior, NormalPrior
+from tsgen.priors.interpolation import interpolate_missing
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:.*does not have many workers:UserWarning",
+    "ignore:.*LeafSpec.*:DeprecationWarning",
+)
+
+TINY = functools.partial(TrendSeasonTransformer, d_model=16, encoder_layers=1, decoder_layers=1)
+
+
+def _series(path: Path, rows: int = 240, copies: int = 2, seed: int = 0) -> Path:
+    """A fast sine (period 7 steps) plus noise, repeated in ``copies`` identical features."""
+    rng = np.random.default_rng(seed)
+    steps = np.arange(rows)
+    base = np.sin(2 * np.pi * steps / 7) + 0.05 * rng.standard_normal(rows) + 3.0
+    np.save(path, np.repeat(base[:, None], copies, axis=1))
+    return path
+
+
+def _trainer(root: Path, steps: int, **kwargs) -> Trainer:
+    options = {
+        "max_steps": steps,
+        "logger": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "limit_val_batches": 0,
+        "default_root_dir": root,
+        "enable_checkpointing": False,
+    }
+    return Trainer(**{**options, **kwargs})
+
+
+def _model(**kwargs) -> TimeBridge:
+    options = {
+        "network": TINY,
+        "prior": NormalPrior(),
+        "window": 12,
+        "n_features": 2,
+        "warmup_steps": 3,
+        "ema_every": 2,
+        "n_intervals": 6,
+    }
+    return TimeBridge(**{**options, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TimeBridge, Path]:
+    root = tmp_path_factory.mktemp("timebridge")
+    data = WindowsDataModule(path=str(_series(root / "s.npy")), window=12, batch_size=16)
+    model = _model()
+    checkpoint = ModelCheckpoint(dirpath=root / "ckpt", save_last=True, every_n_train_steps=5)
+    trainer = _trainer(root, 10, enable_checkpointing=True, callbacks=[checkpoint])
+    trainer.fit(model, data)
+    return model, root / "ckpt" / "last.ckpt"
+
+
+def test_training_fits_the_prior_and_copies_the_scaler(trained):
+    model, _ = trained
+    assert model.prior.is_fitted
+    assert bool(model.scaler.fitted)
+    assert model.global_step == 10
+
+
+def test_samples_are_in_original_units_and_independent_of_the_batch(trained):
+    model, _ = trained
+    full = model.sample(10, seed=3, batch_size=4)
+    part = model.sample(3, seed=3)
+    assert full.shape == (10, 12, 2)
+    torch.testing.assert_close(full[:3], part, rtol=1e-6, atol=1e-5)
+    # Unconditional samples are clamped to [-1, 1] in model space: the training range here.
+    assert float(full.min()) >= float(model.scaler.data_min.min()) - 1e-5
+    assert float(full.max()) <= float(model.scaler.data_max.max()) + 1e-5
+    assert not torch.equal(model.sample(3, seed=4), part)
+
+
+def test_checkpoint_loads_in_a_fresh_process_and_samples_the_same(trained, tmp_path):
+    model, checkpoint = trained
+    out = tmp_path / "fresh.npy"
+    code = (
+        "import numpy as np, tsgen; "
+        f"m = tsgen.load({str(checkpoint)!r}, weights_only=False); "
+        f"np.save({str(out)!r}, m.sample(5, seed=7).numpy())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = tsgen.load(checkpoint, weights_only=False)
+    here = loaded.sample(5, seed=7)
+    np.testing.assert_allclose(np.load(out), here.numpy(), rtol=0, atol=1e-5)
+    # The checkpoint is the state at step 10: the trained model's samples are the same.
+    torch.testing.assert_close(model.sample(5, seed=7), here, rtol=0, atol=1e-5)
+
+
+def test_python_built_checkpoints_need_weights_only_false(trained):
+    _, checkpoint = trained
+    with pytest.raises(ValueError, match="weights_only=False"):
+        tsgen.load(checkpoint)
+
+
+def test_load_refuses_files_that_are_not_tsgen_checkpoints(tmp_path):
+    path = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(ValueError, match="not a tsgen checkpoint"):
+        tsgen.load(path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        tsgen.load(tmp_path / "missing.ckpt")
+
+
+def _fit_steps(root: Path, steps: int, ckpt_path: str | None = None, every: int = 4):
+    root.mkdir(parents=True, exist_ok=True)
+    data = WindowsDataModule(path=str(_series(root / "s.npy")), window=12, batch_size=16)
+    torch.manual_seed(0)  # the same initial weights in every run
+    model = _model()
+    checkpoint = ModelCheckpoint(dirpath=root / "ckpt", save_top_k=-1, every_n_train_steps=every)
+    trainer = _trainer(
+        root, steps, enable_checkpointing=True, callbacks=[checkpoint], accumulate_grad_batches=2
+    )
+    # A model built in Python keeps its module arguments as objects in the checkpoint.
+    trainer.fit(model, data, ckpt_path=ckpt_path, weights_only=False)
+    return model, trainer
+
+
+def test_resume_continues_exactly(tmp_path):
+    """Weights, EMA, optimizer, schedule, step and the training noise all continue: 10 steps
+    straight equal 4 steps, a checkpoint, and 6 more in a new trainer (mid-epoch: 14 batches
+    per epoch, 2 per optimizer step)."""
+    straight, straight_trainer = _fit_steps(tmp_path / "a", 10)
+    _fit_steps(tmp_path / "b", 4)
+    (checkpoint,) = (tmp_path / "b" / "ckpt").glob("*step=4.ckpt")
+    resumed, resumed_trainer = _fit_steps(tmp_path / "b2", 10, ckpt_path=str(checkpoint))
+    assert resumed.global_step == straight.global_step == 10
+    for (name, a), (_, b) in zip(
+        straight.state_dict().items(), resumed.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    schedules = [t.lr_scheduler_configs[0].scheduler for t in (straight_trainer, resumed_trainer)]
+    assert schedules[0].state_dict() == schedules[1].state_dict()
+
+
+class _NaNAfter(torch.nn.Module):
+    """A network whose output turns NaN from its ``after``-th call in training."""
+
+    def __init__(self, window: int, n_features: int, after: int = 6) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+        self.calls, self.after = 0, after
+
+    def forward(self, x, t):
+        if self.training:
+            self.calls += 1
+        out = self.scale * x
+        return out * math.nan if self.calls >= self.after else out
+
+
+def test_nan_loss_stops_training_and_names_the_last_good_checkpoint(tmp_path):
+    data = WindowsDataModule(path=str(_series(tmp_path / "s.npy")), window=12, batch_size=16)
+    model = _model(network=_NaNAfter)
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, every_n_train_steps=2)
+    trainer = _trainer(tmp_path, 20, enable_checkpointing=True, callbacks=[checkpoint])
+    with pytest.raises(RuntimeError, match=r"training loss became NaN at step 5; the last good"):
+        trainer.fit(model, data)
+    last = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)
+    assert last["global_step"] == 4
+    weights = [v for v in last["state_dict"].values() if v.is_floating_point()]
+    assert all(torch.isfinite(v).all() for v in weights)
+
+
+@pytest.fixture(scope="module")
+def imputer(tmp_path_factory: pytest.TempPathFactory) -> tuple[TimeBridge, WindowsDataModule]:
+    root = tmp_path_factory.mktemp("impute")
+    data = WindowsDataModule(
+        path=str(_series(root / "s.npy", rows=1200)),
+        window=12,
+        batch_size=32,
+        split="chronological",
+        val_fraction=0.05,
+        test_fraction=0.1,
+        scaling="instance",
+    )
+    model = _model(
+        network=functools.partial(TrendSeasonTransformer, d_model=32, encoder_layers=1),
+        prior=InterpolationPrior(),
+        task="impute",
+        scaling="instance",
+        missing_ratio=(0.3, 0.7),
+        lr=2e-3,
+        warmup_steps=20,
+        ema_every=1,
+        ema_decay=0.9,
+        n_intervals=20,
+        # Without it this small network is far from the identity at small t after 1000 steps
+        # (mean |D - x0| 0.45 at t = 1e-3 against 0.01 with it).
+        preconditioning=True,
+    )
+    _trainer(root, 1000).fit(model, data)
+    return model, data
+
+
+def test_imputation_keeps_observed_entries_and_beats_interpolation(imputer):
+    """The two features are the same series: a model can copy what one feature observes into
+    the other's gaps, which interpolation along time cannot."""
+    model, data = imputer
+    raw = data.test_split.raw[:48]
+    generator = torch.Generator().manual_seed(1)
+    mask = torch.rand(raw.shape, generator=generator) >= 0.5
+    series = torch.where(mask, raw, torch.full_like(raw, math.nan))
+    imputed = model.impute(series, n_samples=4, seed=0)
+    assert imputed.shape == (48, 4, 12, 2)
+    observed = mask[:, None].expand_as(imputed)
+    assert torch.equal(imputed[observed], raw[:, None].expand_as(imputed)[observed])
+    missing = ~mask
+    model_mse = float((imputed.mean(1) - raw)[missing].square().mean())
+    baseline = interpolate_missing(raw, mask, raw.nanmean(dim=(0, 1)), "linear")
+    baseline_mse = float((baseline - raw)[missing].square().mean())
+    assert model_mse < 0.75 * baseline_mse, (model_mse, baseline_mse)
+
+
+def test_impute_and_forecast_take_numpy_and_answer_numpy(imputer):
+    model, data = imputer
+    history = data.test_split.raw[:3, :8].numpy()
+    forecast = model.forecast(history, horizon=4, n_samples=2, seed=0)
+    assert isinstance(forecast, np.ndarray) and forecast.shape == (3, 2, 4, 2)
+    assert np.isfinite(forecast).all()
+    again = model.forecast(torch.from_numpy(history), horizon=4, n_samples=2, seed=0)
+    np.testing.assert_allclose(again.numpy(), forecast, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda m: m.impute(torch.zeros(10, 12, 2), torch.ones(10, 12, 3, dtype=torch.bool)),
+            ValueError,
+            r"impute\(\): mask has shape \(10, 12, 3\) but series has shape \(10, 12, 2\)",
+        ),
+        (
+            lambda m: m.impute(torch.zeros(10, 12, 3)),
+            ValueError,
+            r"series has shape \(10, 12, 3\) but the model takes windows \(batch, 12, 2\)",
+        ),
+        (
+            lambda m: m.impute(torch.zeros(2, 12, 2), torch.ones(2, 12, 2)),
+            TypeError,
+            "mask must be a bool array",
+        ),
+        (
+            lambda m: m.impute(
+                torch.full((1, 12, 2), math.nan), torch.ones(1, 12, 2, dtype=torch.bool)
+            ),
+            ValueError,
+            "NaN or infinite values where mask is True",
+        ),
+        (
+            lambda m: m.forecast(torch.zeros(2, 12, 2), horizon=12),
+            ValueError,
+            r"horizon must be an integer in \[1, 11\]",
+        ),
+        (
+            lambda m: m.forecast(torch.zeros(2, 3, 2), horizon=4),
+            ValueError,
+            "history has 3 steps but a horizon of 4 needs at least",
+        ),
+        (lambda m: m.sample(4), ValueError, "sample\\(\\) needs a model trained with task='gen"),
+    ],
+)
+def test_conditional_entry_points_name_what_is_wrong(imputer, call, error, message):
+    model, _ = imputer
+    with pytest.raises(error, match=message):
+        call(model)
+
+
+def test_unconditional_models_refuse_conditional_calls(trained):
+    model, _ = trained
+    with pytest.raises(ValueError, match="needs a model trained with task='impute' or 'forecast'"):
+        model.impute(torch.zeros(1, 12, 2))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"task": "forecast"}, r"task='forecast' needs horizon in \[1, window=12\)"),
+        ({"task": "impute"}, "needs a prior conditioned on observed values"),
+        ({"prior": InterpolationPrior()}, "needs a prior that samples without observed values"),
+        ({"sampler": "euler"}, "sampler must be one of"),
+        ({"missing_ratio": (0.5, 0.2)}, "missing_ratio must be"),
+        ({"sigma_data": 0.0}, "sigma_data must be a positive"),
+        ({"n_intervals": 1}, "n_intervals"),
+    ],
+)
+def test_bad_configuration_is_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        _model(**kwargs)
+
+
+def test_data_that_does_not_match_the_model_is_refused(tmp_path):
+    data = WindowsDataModule(path=str(_series(tmp_path / "s.npy", copies=3)), window=12)
+    with pytest.raises(ValueError, match=r"built for \(window, n_features\) = \(12, 2\)"):
+        _trainer(tmp_path, 1).fit(_model(), data)

@@ -1,0 +1,59 @@
+"""The Python entry points: ``tsgen.load(checkpoint)`` gives back a trained model, ready to
+``sample``, ``impute`` or ``forecast`` in original units (USAGE.md, section 3)."""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+from pathlib import Path
+
+import torch
+from lightning.pytorch import LightningModule
+
+__all__ = ["load"]
+
+
+def load(
+    checkpoint: str | Path,
+    *,
+    map_location: str | torch.device | None = "cpu",
+    weights_only: bool = True,
+) -> LightningModule:
+    """Load a tsgen model from a checkpoint written by ``tsgen fit`` or ``Trainer.fit``.
+
+    The checkpoint names its model class, and holds the configuration and the fitted state
+    (weights, EMA weights, prior, scaler), so nothing else is needed. The model is returned in
+    evaluation mode.
+
+    Args:
+        checkpoint: path of a ``.ckpt`` file.
+        map_location: where to put the weights (``"cpu"``, ``"cuda"``, ...).
+        weights_only: refuse checkpoints that need arbitrary Python objects unpickled. Those of
+            ``tsgen fit`` never do; a model built in Python with module objects as arguments
+            stores those objects, and loads only with ``weights_only=False`` (which runs
+            pickle: use it for files you trust).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not a tsgen checkpoint.
+    """
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=weights_only)
+    except pickle.UnpicklingError as error:
+        raise ValueError(
+            f"checkpoint {str(path)!r} holds Python objects that weights_only=True refuses (a "
+            "model built in Python with module objects as arguments); if you trust the file, "
+            "load it with weights_only=False"
+        ) from error
+    class_path = state.get("tsgen_class") if isinstance(state, dict) else None
+    if not class_path:
+        raise ValueError(f"{str(path)!r} is not a tsgen checkpoint (it names no tsgen model class)")
+    module_name, _, class_name = class_path.rpartition(".")
+    model_class = getattr(importlib.import_module(module_name), class_name)
+    model = model_class.load_from_checkpoint(
+        path, map_location=map_location, weights_only=weights_only
+    )
+    return model.eval()

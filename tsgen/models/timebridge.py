@@ -1,0 +1,819 @@
+"""TimeBridge (Park et al., arXiv 2408.06672): a diffusion bridge from a chosen prior to the data
+(timebridge.md). This module only wires shared parts together:
+
+- the bridge marginal, preconditioning and sampler come from :mod:`tsgen.sde`;
+- the prior ``x_T`` from :mod:`tsgen.priors`, the network from :mod:`tsgen.nn` (or any module
+  ``(x (B, L, C), t (B,)) -> (B, L, C)`` chosen in the config);
+- the loss, EMA and learning-rate schedule from the sibling modules of :mod:`tsgen.models`.
+
+Tasks: ``"generate"`` (unconditional), ``"impute"`` and ``"forecast"`` (conditional: the prior is
+the interpolation of the observed values, and observed entries are reset during sampling).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from einops import rearrange
+from lightning.pytorch import LightningModule
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from tsgen._arrays import numpy_in_numpy_out
+from tsgen._validation import check_int
+from tsgen.data.masks import forecast_mask, random_missing_mask, sample_missing_ratios
+from tsgen.data.scaling import MinMaxScaler, WindowScale, fit_window_scale
+from tsgen.data.windows import WindowSplit
+from tsgen.models.ema import EMA
+from tsgen.models.losses import default_fourier_weight, l1_fourier_loss
+from tsgen.models.schedule import WarmupReduceOnPlateau
+from tsgen.nn import TrendSeasonTransformer
+from tsgen.priors import GaussianProcessPrior, InterpolationPrior, Prior, PriorCondition, TrendPrior
+from tsgen.priors.base import normal_cdf
+from tsgen.sde import (
+    VPSDE,
+    BridgeCoefficients,
+    LinearSDE,
+    NoiseSource,
+    PerSampleNoise,
+    bridge_coefficients,
+    bridge_preconditioning,
+    bridge_sample,
+    expand_time,
+    karras_grid,
+)
+
+__all__ = ["NetworkFactory", "TimeBridge"]
+
+log = logging.getLogger(__name__)
+
+NetworkFactory = Callable[[int, int], nn.Module]
+"""``factory(window, n_features) -> network``; in a config, a ``class_path`` whose first two
+arguments are the window length and the number of features (e.g.
+``tsgen.nn.TrendSeasonTransformer``), the rest given as ``init_args``."""
+
+Task = Literal["generate", "impute", "forecast"]
+
+# The bridge's end time, and the sampler's gap below it (timebridge.md, "Sampling").
+_T = 1.0
+_T_GAP = 1e-4
+# Streams of the per-sample noise: sampling draws and the masks of predict-time imputation.
+_SAMPLE_STREAM_OFFSET = 1 << 20
+_MASK_STREAM_OFFSET = 2 << 20
+# Bumped when the checkpoint layout changes.
+CHECKPOINT_FORMAT = 1
+
+
+class TimeBridge(LightningModule):
+    """A diffusion bridge between a prior and the data, learning ``D(x_t, t) ~ E[x_0 | x_t, x_T]``.
+
+    Training draws ``t ~ U[t_min, 1]``, ``x_T`` from the prior and ``x_t`` from the bridge
+    marginal ``N(a x_T + b x_0, c)``, and regresses ``x_0`` with the L1 + Fourier loss times the
+    bridge weight ``1 / c_out^2``. Sampling draws ``x_T`` from the prior and runs
+    :func:`tsgen.sde.bridge_sample` (40 Karras intervals, churn 0.33: 119 network evaluations)
+    with the EMA weights.
+
+    Args:
+        network: the backbone factory ``(window, n_features) -> module`` (default
+            :class:`~tsgen.nn.TrendSeasonTransformer` with its default sizes).
+        prior: the prior of ``x_T``, fitted on the training windows when training starts
+            (default: :class:`~tsgen.priors.GaussianProcessPrior` for ``"generate"`` and
+            :class:`~tsgen.priors.InterpolationPrior` for the conditional tasks).
+        process: the linear SDE of the bridge (default ``VPSDE(beta_min=0.2, beta_d=10)``).
+        window: window length ``L`` (linked from the datamodule).
+        n_features: number of features ``C`` (linked from the datamodule).
+        task: ``"generate"``, ``"impute"`` or ``"forecast"``.
+        horizon: forecast steps (linked from the datamodule; ``task="forecast"`` needs ``>= 1``).
+        scaling: how windows are put in model space, as in the datamodule (linked from it):
+            ``"global"`` (the fitted min-max) or ``"instance"`` (each window from its own
+            observed entries).
+        sigma_data: ``s_d`` of the preconditioning and of the bridge loss weight.
+        preconditioning: wrap the network as ``c_skip x_t + c_out F(c_in x_t, t)`` (DDBM).
+        loss_weight: ``"bridge"`` (``1 / c_out^2``, the reference's; it is EDM's weight for a
+            squared error, applied to L1: about 100 for ``t >= 0.1`` and much larger as
+            ``t -> t_min``) or ``"uniform"``.
+        fourier_weight: ``lambda_F``; ``None`` for ``sqrt(L) / 5``.
+        t_min: the smallest training and sampling time.
+        lr, warmup_lr, warmup_steps, plateau_factor, plateau_patience, plateau_threshold,
+            min_lr: the schedule (see :class:`~tsgen.models.schedule.WarmupReduceOnPlateau`),
+            stepped once per optimizer step on the training loss.
+        adam_betas: Adam's ``(beta1, beta2)``.
+        ema_decay: decay of the weights' moving average used for sampling.
+        ema_every: optimizer steps between EMA updates.
+        sampler: ``"hybrid"``, ``"sde"``, ``"ode"`` or ``"ancestral"`` (one network evaluation
+            per interval; see :func:`~tsgen.sde.bridge_sample` for each mode's known bias).
+        n_intervals: sampler intervals (40: 119 network evaluations in hybrid mode).
+        churn: the SDE fraction of each hybrid interval.
+        rho: the Karras grid's exponent.
+        missing_ratio: ``(low, high)``: training windows for ``"impute"`` hide each entry
+            with a ratio drawn uniformly in this range per window.
+        observed_reset: ``"marginal"`` resets observed entries after every sampler step to a
+            fresh draw of the bridge marginal ``N((a_t + b_t) y, c_t)`` (exact at ``t = 0``);
+            ``"exact"`` resets them to ``y`` (the reference; off the training distribution).
+        num_samples: windows generated by ``predict`` for ``task="generate"``; samples per
+            window for the conditional tasks.
+        predict_missing_ratio: for ``"impute"``, the fraction of entries ``predict`` hides in
+            each test window (at random, seeded by the window's index).
+        sample_batch_size: the largest batch of the sampler in :meth:`sample`, :meth:`impute`
+            and :meth:`forecast` (the results do not depend on it).
+        seed: seeds the training noise (with the process rank) and the ``predict`` samples.
+        use_ema: sample with the EMA weights (``False``: the raw weights).
+    """
+
+    def __init__(
+        self,
+        network: NetworkFactory | None = None,
+        prior: Prior | None = None,
+        process: LinearSDE | None = None,
+        window: int = 24,
+        n_features: int = 1,
+        task: Task = "generate",
+        horizon: int = 0,
+        scaling: Literal["global", "instance"] = "global",
+        sigma_data: float = 0.5,
+        preconditioning: bool = False,
+        loss_weight: Literal["bridge", "uniform"] = "bridge",
+        fourier_weight: float | None = None,
+        t_min: float = 1e-4,
+        lr: float = 8e-4,
+        warmup_lr: float = 1e-5,
+        warmup_steps: int = 500,
+        plateau_factor: float = 0.5,
+        plateau_patience: int = 2000,
+        plateau_threshold: float = 0.1,
+        min_lr: float = 1e-5,
+        adam_betas: tuple[float, float] = (0.9, 0.96),
+        ema_decay: float = 0.995,
+        ema_every: int = 10,
+        sampler: Literal["hybrid", "sde", "ode", "ancestral"] = "hybrid",
+        n_intervals: int = 40,
+        churn: float = 0.33,
+        rho: float = 7.0,
+        missing_ratio: tuple[float, float] = (0.1, 0.9),
+        observed_reset: Literal["marginal", "exact"] = "marginal",
+        num_samples: int = 1000,
+        predict_missing_ratio: float = 0.7,
+        sample_batch_size: int = 1024,
+        seed: int = 0,
+        use_ema: bool = True,
+    ) -> None:
+        super().__init__()
+        with warnings.catch_warnings():
+            # From the CLI the hyper-parameters are the config (class paths), from Python the
+            # objects themselves: both rebuild the model on load, so keep them all.
+            warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`")
+            self.save_hyperparameters()
+        check_int("window", window, minimum=2)
+        check_int("n_features", n_features)
+        for name, value, minimum in (
+            ("ema_every", ema_every, 1),
+            ("n_intervals", n_intervals, 2),
+            ("num_samples", num_samples, 1),
+            ("sample_batch_size", sample_batch_size, 1),
+            ("warmup_steps", warmup_steps, 0),
+            ("plateau_patience", plateau_patience, 0),
+            ("seed", seed, 0),
+        ):
+            check_int(name, value, minimum=minimum)
+        _check_choice("task", task, ("generate", "impute", "forecast"))
+        _check_choice("scaling", scaling, ("global", "instance"))
+        _check_choice("loss_weight", loss_weight, ("bridge", "uniform"))
+        _check_choice("sampler", sampler, ("hybrid", "sde", "ode", "ancestral"))
+        _check_choice("observed_reset", observed_reset, ("marginal", "exact"))
+        horizon_ok = not isinstance(horizon, bool) and isinstance(horizon, int)
+        if task == "forecast" and not (horizon_ok and 1 <= horizon < window):
+            raise ValueError(
+                f"task='forecast' needs horizon in [1, window={window}) (link it from "
+                f"data.horizon); got {horizon!r}"
+            )
+        if not 0 < t_min < _T - _T_GAP:
+            raise ValueError(f"t_min must lie in (0, {_T - _T_GAP}); got {t_min!r}")
+        if not (math.isfinite(sigma_data) and sigma_data > 0):
+            raise ValueError(f"sigma_data must be a positive float; got {sigma_data!r}")
+        if not 0 <= churn <= 1:
+            raise ValueError(f"churn must lie in [0, 1]; got {churn!r}")
+        if not 0 <= predict_missing_ratio < 1:
+            raise ValueError(
+                f"predict_missing_ratio must lie in [0, 1); got {predict_missing_ratio!r}"
+            )
+        low, high = missing_ratio
+        if not 0 <= low <= high < 1:
+            raise ValueError(
+                "missing_ratio must be (low, high) with 0 <= low <= high < 1; got "
+                f"{missing_ratio!r}"
+            )
+        self.fourier_weight = (
+            default_fourier_weight(window) if fourier_weight is None else float(fourier_weight)
+        )
+        if not (math.isfinite(self.fourier_weight) and self.fourier_weight >= 0):
+            raise ValueError(f"fourier_weight must be >= 0 or None; got {fourier_weight!r}")
+
+        self.network = (network or TrendSeasonTransformer)(window, n_features)
+        self.ema = EMA(self.network, ema_decay)
+        self.process = process if process is not None else VPSDE(beta_min=0.2, beta_d=10.0)
+        if not isinstance(self.process, LinearSDE):
+            raise TypeError(
+                f"process must be a linear SDE with closed-form marginals (tsgen.sde.LinearSDE); "
+                f"got {type(self.process).__name__}"
+            )
+        if prior is None:
+            prior = GaussianProcessPrior() if task == "generate" else InterpolationPrior()
+        self.prior = prior
+        self._check_prior()
+        self.scaler = MinMaxScaler(n_features)
+        self._training_generator: torch.Generator | None = None
+        self._pending_generator_state: Tensor | None = None
+        self._accumulated_loss: Tensor | None = None
+        self._accumulated_count = 0
+
+    # ----------------------------------------------------------------------------------- set-up
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the task conditions on observed values (impute, forecast)."""
+        return self.hparams.task != "generate"
+
+    def _check_prior(self) -> None:
+        fields = self.prior.condition_fields
+        if self.conditional and not {"values", "mask"} <= set(fields):
+            raise ValueError(
+                f"task={self.hparams.task!r} needs a prior conditioned on observed values "
+                f"(e.g. tsgen.priors.InterpolationPrior); got {type(self.prior).__name__}"
+            )
+        if not self.conditional and self.prior.condition_required and fields != ("trends",):
+            raise ValueError(
+                f"task='generate' needs a prior that samples without observed values; got "
+                f"{type(self.prior).__name__} (use it with task='impute' or 'forecast')"
+            )
+
+    def setup(self, stage: str) -> None:
+        """Before training: fit the prior on the datamodule's training windows and copy its
+        scaler, checking that the data matches ``window`` and ``n_features``."""
+        if stage != "fit":
+            return
+        datamodule = getattr(self.trainer, "datamodule", None)
+        split = getattr(datamodule, "train_split", None)
+        if split is None:
+            raise ValueError(
+                "TimeBridge trains from a tsgen.data.WindowsDataModule (it fits the prior on "
+                "datamodule.train_split and stores the datamodule's scaler); got "
+                f"{type(datamodule).__name__}"
+            )
+        windows = split.values
+        expected = (self.hparams.window, self.hparams.n_features)
+        if tuple(windows.shape[1:]) != expected:
+            raise ValueError(
+                f"the data's windows are (L, C) = {tuple(windows.shape[1:])} but the model was "
+                f"built for (window, n_features) = {expected}; link data.window and "
+                "data.n_features to the model (the tsgen CLI does)"
+            )
+        if getattr(datamodule, "scaling", self.hparams.scaling) != self.hparams.scaling:
+            raise ValueError(
+                f"the datamodule scales with {datamodule.scaling!r} but the model with "
+                f"scaling={self.hparams.scaling!r}; they must agree"
+            )
+        if split.mask is not None:
+            # Unobserved entries hold 0 in the windows; fill them as the prior would see gaps.
+            windows = torch.where(split.mask, windows, windows.new_zeros(()))
+        log.info("fitting %s on %d training windows", type(self.prior).__name__, len(windows))
+        self.prior.fit(windows.to(self.device))
+        self.scaler.load_state_dict(datamodule.scaler.state_dict())
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        optimizer = torch.optim.Adam(
+            self.network.parameters(), lr=hp.lr, betas=tuple(hp.adam_betas)
+        )
+        schedule = WarmupReduceOnPlateau(
+            optimizer,
+            lr=hp.lr,
+            warmup_lr=hp.warmup_lr,
+            warmup_steps=hp.warmup_steps,
+            factor=hp.plateau_factor,
+            patience=hp.plateau_patience,
+            threshold=hp.plateau_threshold,
+            min_lr=hp.min_lr,
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def lr_scheduler_step(self, scheduler: WarmupReduceOnPlateau, metric: Any) -> None:
+        # Driven by the mean training loss of the micro-batches of this optimizer step.
+        loss = float("inf")
+        if self._accumulated_loss is not None and self._accumulated_count:
+            loss = float(self._accumulated_loss) / self._accumulated_count
+        self._accumulated_loss, self._accumulated_count = None, 0
+        scheduler.step(loss)
+
+    # --------------------------------------------------------------------------------- training
+
+    def _generator(self, device: torch.device) -> torch.Generator:
+        """The training noise's generator, seeded from ``(seed, rank)`` and saved in
+        checkpoints, so that a resumed run draws the same numbers as an uninterrupted one."""
+        if self._training_generator is None or self._training_generator.device != device:
+            generator = torch.Generator(device)
+            if self._pending_generator_state is not None:
+                generator.set_state(self._pending_generator_state)
+                self._pending_generator_state = None
+            else:
+                rank = self.global_rank if self._trainer is not None else 0
+                generator.manual_seed(
+                    int(np.random.SeedSequence([self.hparams.seed, rank]).generate_state(1)[0])
+                )
+            self._training_generator = generator
+        return self._training_generator
+
+    def denoise(
+        self, network: nn.Module, x_t: Tensor, t: Tensor, coefficients: BridgeCoefficients
+    ) -> Tensor:
+        """``D(x_t, t)``: the network's estimate of ``x_0``, with the DDBM preconditioning if
+        enabled (timebridge.md, "Training"). ``x_t``: ``(B, L, C)``; ``t``: ``(B,)``."""
+        if not self.hparams.preconditioning:
+            return network(x_t, t)
+        pre = bridge_preconditioning(coefficients, self.hparams.sigma_data)
+        return pre.c_skip * x_t + pre.c_out * network(pre.c_in * x_t, t)
+
+    def _unpack(self, batch: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor | None]:
+        if isinstance(batch, Tensor):
+            return batch, None
+        return batch[0], batch[1]
+
+    def _task_mask(self, x0: Tensor, generator: torch.Generator) -> Tensor:
+        """Training mask of a conditional task: True where the model is given the value."""
+        if self.hparams.task == "forecast":
+            return forecast_mask(x0.shape, self.hparams.horizon, device=x0.device)
+        low, high = self.hparams.missing_ratio
+        ratios = sample_missing_ratios(
+            x0.shape[0], low, high, generator=generator, device=x0.device
+        )
+        return random_missing_mask(x0.shape, ratios, generator=generator, device=x0.device)
+
+    def _prior_draw(self, x0: Tensor, observed: Tensor | None, noise: Tensor) -> Tensor:
+        """``x_T`` for training windows ``x0`` from the prior's standard-normal block ``noise``."""
+        n = x0.shape[0]
+        if observed is not None:
+            return self.prior.sample(n, noise, PriorCondition(values=x0, mask=observed))
+        if isinstance(self.prior, TrendPrior):
+            # Each window's own trend is its prior mean (scipy's filter runs on the host).
+            return self.prior.sample(n, noise, PriorCondition(trends=self.prior.trend(x0)))
+        return self.prior.sample(n, noise)
+
+    def training_step(self, batch: Tensor | tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x0, data_mask = self._unpack(batch)
+        generator = self._generator(x0.device)
+        observed = loss_mask = None
+        if self.conditional:
+            observed = self._task_mask(x0, generator)
+            if data_mask is not None:
+                observed = observed & data_mask
+            if self.hparams.scaling == "instance":
+                # The window's scale must come from what the model is given, as at test time.
+                x0 = _rescale_from(x0, observed)
+            loss_mask = ~observed if data_mask is None else ~observed & data_mask
+        elif data_mask is not None:
+            loss_mask = data_mask
+        prior_noise = torch.randn(
+            self.prior.noise_shape(x0.shape[0]),
+            generator=generator,
+            device=x0.device,
+            dtype=x0.dtype,
+        )
+        x_T = self._prior_draw(x0, observed, prior_noise).to(x0.dtype)
+        t_min = self.hparams.t_min
+        t = t_min + (_T - t_min) * torch.rand(
+            x0.shape[0], generator=generator, device=x0.device, dtype=x0.dtype
+        )
+        z = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        coefficients = bridge_coefficients(self.process, expand_time(t, x0), _T)
+        a, b, c = coefficients
+        x_t = a * x_T + b * x0 + c.sqrt() * z
+        prediction = self.denoise(self.network, x_t, t, coefficients)
+        target = x0
+        if data_mask is not None:
+            # Unknown truth: the Fourier term sees the prediction itself there.
+            target = torch.where(data_mask, x0, prediction.detach())
+        per_sample = l1_fourier_loss(prediction, target, self.fourier_weight, loss_mask)
+        if self.hparams.loss_weight == "bridge":
+            weight = bridge_preconditioning(coefficients, self.hparams.sigma_data).weight
+            per_sample = per_sample * weight.reshape(-1)
+        loss = per_sample.mean()
+        detached = loss.detach()
+        self._accumulated_loss = (
+            detached if self._accumulated_loss is None else self._accumulated_loss + detached
+        )
+        self._accumulated_count += 1
+        self.log("train/loss", detached, prog_bar=True)
+        return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # A non-finite loss would poison the weights (and every later checkpoint): stop here,
+        # before the step, so the last checkpoint written stays good.
+        if self._accumulated_loss is not None and not bool(torch.isfinite(self._accumulated_loss)):
+            callback = self.trainer.checkpoint_callback
+            last = getattr(callback, "last_model_path", "") or getattr(
+                callback, "best_model_path", ""
+            )
+            where = f"the last good checkpoint is {last}" if last else "no checkpoint was written"
+            raise RuntimeError(f"training loss became NaN at step {self.global_step}; {where}")
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # global_step already counts this step.
+        if self.global_step % self.hparams.ema_every == 0:
+            self.ema.update(self.network)
+
+    # -------------------------------------------------------------------------------- checkpoint
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["tsgen_format"] = CHECKPOINT_FORMAT
+        checkpoint["tsgen_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
+        if self._training_generator is not None:
+            checkpoint["tsgen_training_generator"] = self._training_generator.get_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        version = checkpoint.get("tsgen_format")
+        if version != CHECKPOINT_FORMAT:
+            raise ValueError(
+                f"checkpoint format {version!r} is not the one this version of tsgen reads "
+                f"({CHECKPOINT_FORMAT})"
+            )
+        state = checkpoint.get("tsgen_training_generator")
+        self._training_generator = None
+        self._pending_generator_state = state
+
+    # --------------------------------------------------------------------------------- sampling
+
+    @torch.no_grad()
+    def generate(
+        self,
+        n: int,
+        noise: NoiseSource,
+        *,
+        values: Tensor | None = None,
+        mask: Tensor | None = None,
+        progress: bool = False,
+    ) -> Tensor:
+        """Sample ``n`` windows in model space ``(n, L, C)``.
+
+        Args:
+            n: number of windows.
+            noise: the source of every random number (prior, sampler, observed resets); a
+                :class:`~tsgen.sde.PerSampleNoise` makes window ``i`` independent of ``n``.
+            values, mask: for the conditional tasks, ``(n, L, C)`` model-space values and the
+                bool mask of the observed entries; the result equals ``values`` there.
+            progress: show the sampler's progress bar.
+        """
+        hp = self.hparams
+        network = self.ema.average if hp.use_ema else self.network
+        device, dtype = self.device, next(self.network.parameters()).dtype
+        condition = None
+        if self.conditional:
+            if values is None or mask is None:
+                raise ValueError(f"task={hp.task!r} samples need values and mask")
+            condition = PriorCondition(values=values.to(device, dtype), mask=mask.to(device))
+        elif isinstance(self.prior, TrendPrior) and values is not None:
+            condition = PriorCondition(trends=values.to(device, dtype))
+        x_T = self.prior.sample(n, noise, condition).to(device, dtype)
+        grid = karras_grid(
+            _T - _T_GAP, hp.t_min, hp.n_intervals, rho=hp.rho, dtype=dtype, device=device
+        )
+
+        def predictor(x: Tensor, t: Tensor) -> Tensor:
+            t = t.expand(x.shape[0])
+            coefficients = bridge_coefficients(self.process, expand_time(t, x), _T)
+            return self.denoise(network, x, t, coefficients)
+
+        callback = None
+        if self.conditional:
+            callback = self._observed_reset(condition.values, condition.mask, noise, hp.n_intervals)
+        was_training = network.training
+        network.eval()  # dropout off while sampling, whatever the model's mode
+        try:
+            out = bridge_sample(
+                self.process,
+                predictor,
+                x_T,
+                grid,
+                T=_T,
+                mode=hp.sampler,
+                churn=hp.churn,
+                noise=noise,
+                callback=callback,
+                progress=progress,
+            )
+        finally:
+            network.train(was_training)
+        return out.x if self.conditional else out.x.clamp(-1.0, 1.0)
+
+    def _observed_reset(
+        self, values: Tensor, mask: Tensor, noise: NoiseSource, n_steps: int
+    ) -> Callable[[int, Tensor, Tensor], Tensor]:
+        """After each sampler step, put observed entries back on the bridge: a fresh draw of
+        ``N((a_t + b_t) y, c_t)`` (on them ``x_T = x_0 = y``), and ``y`` itself at ``t = 0``."""
+        exact = self.hparams.observed_reset == "exact"
+        y = torch.where(mask, values, torch.zeros_like(values))
+
+        def reset(k: int, t: Tensor, x: Tensor) -> Tensor:
+            if exact or k == n_steps:
+                return torch.where(mask, y, x)
+            a, b, c = bridge_coefficients(self.process, t, _T)
+            eps = noise.normal(x.shape, x.dtype, x.device)
+            return torch.where(mask, (a + b) * y + c.sqrt() * eps, x)
+
+        return reset
+
+    def _chunks(self, n: int, batch_size: int | None) -> list[range]:
+        size = batch_size or self.hparams.sample_batch_size
+        check_int("batch_size", size)
+        return [range(start, min(start + size, n)) for start in range(0, n, size)]
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        seed: int = 0,
+        *,
+        batch_size: int | None = None,
+        trends: Tensor | None = None,
+        progress: bool = False,
+    ) -> Tensor:
+        """Generate ``n`` windows in original units, ``(n, L, C)``.
+
+        Sample ``i`` with seed ``s`` is the same whatever ``n`` and ``batch_size`` (its noise
+        comes from its own generator, seeded by ``(i, s)``).
+
+        Args:
+            n: number of windows.
+            seed: an integer ``>= 0``.
+            batch_size: sampler batch (default ``sample_batch_size``).
+            trends: for a trend prior, the trends to condition on, ``(n, L, C)`` in model space.
+            progress: show a progress bar per batch.
+        """
+        if self.conditional:
+            raise ValueError(
+                f"this model was trained for task={self.hparams.task!r}; sample() needs a model "
+                "trained with task='generate' (use impute() or forecast())"
+            )
+        check_int("n", n)
+        check_int("seed", seed, minimum=0)
+        if self.hparams.scaling == "instance":
+            raise ValueError(
+                "sample() returns original units through the global scaler; this model was "
+                "trained on instance-scaled windows, which have no single scale to return to"
+            )
+        out = []
+        for chunk in self._chunks(n, batch_size):
+            noise = PerSampleNoise(list(chunk), stream=_SAMPLE_STREAM_OFFSET + seed)
+            part = trends[chunk.start : chunk.stop] if trends is not None else None
+            out.append(self.generate(len(chunk), noise, values=part, progress=progress))
+        return self.scaler.inverse_transform(torch.cat(out))
+
+    def _conditional_inputs(
+        self, series: Tensor, mask: Tensor, name: str
+    ) -> tuple[Tensor, Tensor, WindowScale | None]:
+        """Validated ``(B, L, C)`` series in original units -> model space, mask, scale."""
+        expected = (self.hparams.window, self.hparams.n_features)
+        if not isinstance(series, Tensor) or series.ndim != 3 or not series.is_floating_point():
+            raise ValueError(
+                f"{name}(): series must be a float array (batch, {expected[0]}, {expected[1]}); "
+                f"got {_describe(series)}"
+            )
+        if tuple(series.shape[1:]) != expected:
+            raise ValueError(
+                f"{name}(): series has shape {tuple(series.shape)} but the model takes windows "
+                f"(batch, {expected[0]}, {expected[1]})"
+            )
+        if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+            raise TypeError(f"{name}(): mask must be a bool array; got {_describe(mask)}")
+        if mask.shape != series.shape:
+            raise ValueError(
+                f"{name}(): mask has shape {tuple(mask.shape)} but series has shape "
+                f"{tuple(series.shape)}"
+            )
+        bad = mask & ~torch.isfinite(series)
+        if bool(bad.any()):
+            raise ValueError(
+                f"{name}(): series has {int(bad.sum())} NaN or infinite values where mask is "
+                "True (observed); mark them as missing"
+            )
+        series = series.to(torch.float64)
+        if self.hparams.scaling == "instance":
+            span = self.scaler.data_max - self.scaler.data_min
+            scale = fit_window_scale(series, mask, span=span.to(series.device))
+            values = scale.transform(series)
+        else:
+            scale = None
+            values = self.scaler.transform(series)
+        return torch.where(mask, values, torch.zeros_like(values)), mask, scale
+
+    @numpy_in_numpy_out
+    @torch.no_grad()
+    def impute(
+        self,
+        series: Tensor,
+        mask: Tensor | None = None,
+        n_samples: int = 1,
+        seed: int = 0,
+        *,
+        batch_size: int | None = None,
+        progress: bool = False,
+    ) -> Tensor:
+        """Fill the missing entries of ``series`` ``(B, L, C)`` (original units).
+
+        Args:
+            series: the windows (a tensor or a NumPy array: the result is of the same kind);
+                entries where ``mask`` is False may hold anything (NaN).
+            mask: bool ``(B, L, C)``, True where observed; ``None``: the non-NaN entries.
+            n_samples: samples per window.
+            seed: sample ``j`` of window ``i`` has its own generator, seeded by
+                ``(i * n_samples + j, seed)``, so results do not depend on the batch size.
+
+        Returns:
+            ``(B, n_samples, L, C)`` in original units; observed entries equal ``series``.
+        """
+        self._require_conditional("impute")
+        if mask is None:
+            if not isinstance(series, Tensor):
+                raise ValueError(f"impute(): series must be a float array; got {_describe(series)}")
+            mask = ~torch.isnan(series)
+        check_int("n_samples", n_samples)
+        check_int("seed", seed, minimum=0)
+        window_ids = torch.arange(getattr(series, "shape", (0,))[0])
+        return self._impute(series, mask, n_samples, seed, window_ids, batch_size, progress)
+
+    def _impute(
+        self,
+        series: Tensor,
+        mask: Tensor,
+        n_samples: int,
+        seed: int,
+        window_ids: Tensor,
+        batch_size: int | None = None,
+        progress: bool = False,
+    ) -> Tensor:
+        """:meth:`impute` with the windows' global ids ``(B,)``: sample ``j`` of window ``i``
+        draws from the generator of ``(window_ids[i] * n_samples + j, seed)``."""
+        values, mask, scale = self._conditional_inputs(series, mask, "impute")
+        batch = values.shape[0]
+        values = values.repeat_interleave(n_samples, dim=0)
+        mask_rep = mask.repeat_interleave(n_samples, dim=0)
+        sample_ids = window_ids.to(torch.long)[:, None] * n_samples + torch.arange(n_samples)
+        sample_ids = sample_ids.reshape(-1)
+        out = []
+        for chunk in self._chunks(batch * n_samples, batch_size):
+            rows = slice(chunk.start, chunk.stop)
+            noise = PerSampleNoise(sample_ids[rows], stream=_SAMPLE_STREAM_OFFSET + seed)
+            out.append(
+                self.generate(
+                    len(chunk), noise, values=values[rows], mask=mask_rep[rows], progress=progress
+                ).to(torch.float64)
+            )
+        samples = rearrange(torch.cat(out), "(b s) l c -> b s l c", s=n_samples)
+        if scale is not None:
+            samples = WindowScale(scale.low[:, None], scale.high[:, None]).inverse_transform(
+                samples
+            )
+        else:
+            samples = self.scaler.inverse_transform(samples)
+        original = series.to(device=samples.device, dtype=samples.dtype)[:, None]
+        return torch.where(mask[:, None], original, samples)
+
+    @numpy_in_numpy_out
+    @torch.no_grad()
+    def forecast(
+        self,
+        history: Tensor,
+        horizon: int,
+        n_samples: int = 1,
+        seed: int = 0,
+        *,
+        batch_size: int | None = None,
+        progress: bool = False,
+    ) -> Tensor:
+        """Forecast ``horizon`` steps after ``history`` ``(B, H, C)`` (original units).
+
+        The last ``window - horizon`` steps of the history are the observed part of a window
+        whose last ``horizon`` steps are imputed; NaN in the history marks missing values.
+
+        Returns:
+            ``(B, n_samples, horizon, C)`` in original units.
+        """
+        self._require_conditional("forecast")
+        window = self.hparams.window
+        trained = self.hparams.horizon if self.hparams.task == "forecast" else window - 1
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or not 1 <= horizon <= trained:
+            raise ValueError(
+                f"forecast(): horizon must be an integer in [1, {trained}] (this model was trained "
+                f"for task={self.hparams.task!r} with window {window}); got {horizon!r}"
+            )
+        if not isinstance(history, Tensor) or history.ndim != 3:
+            raise ValueError(
+                f"forecast(): history must be a float array (batch, steps, features); got "
+                f"{_describe(history)}"
+            )
+        need = window - horizon
+        if history.shape[1] < need:
+            raise ValueError(
+                f"forecast(): history has {history.shape[1]} steps but a horizon of {horizon} "
+                f"needs at least window - horizon = {need}"
+            )
+        past = history[:, history.shape[1] - need :]
+        series = torch.cat(
+            [past, past.new_full((past.shape[0], horizon, past.shape[2]), math.nan)], 1
+        )
+        mask = torch.cat(
+            [~torch.isnan(past), torch.zeros_like(past[:, :horizon], dtype=torch.bool)], dim=1
+        )
+        imputed = self.impute(
+            series, mask, n_samples, seed, batch_size=batch_size, progress=progress
+        )
+        return imputed[:, :, need:]
+
+    def _require_conditional(self, name: str) -> None:
+        if not self.conditional:
+            raise ValueError(
+                f"{name}() needs a model trained with task='impute' or 'forecast'; this one was "
+                "trained for unconditional generation (task='generate')"
+            )
+
+    # ------------------------------------------------------------------------------- prediction
+
+    def prediction_dataset(self, split: WindowSplit) -> Dataset:
+        """What ``predict`` iterates over (called by :class:`~tsgen.data.WindowsDataModule`):
+        the sample indices ``0 .. num_samples - 1`` for ``"generate"``, otherwise the indices
+        and original-unit windows of ``split`` (the test split), each completed ``num_samples``
+        times."""
+        if not self.conditional:
+            return _Indexed(torch.arange(self.hparams.num_samples))
+        return _Indexed(torch.arange(split.raw.shape[0]), split.raw)
+
+    @property
+    def prediction_batch_size(self) -> int:
+        """Items per ``predict`` batch: about ``sample_batch_size`` sampler rows."""
+        per_item = self.hparams.num_samples if self.conditional else 1
+        return max(1, self.hparams.sample_batch_size // per_item)
+
+    def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> dict[str, Tensor]:
+        """Returns ``index (B,)`` and ``samples`` in original units: ``(B, L, C)`` for
+        ``"generate"``, ``(B, num_samples, L, C)`` otherwise, with the task's ``mask``
+        ``(B, L, C)`` (True where the model was given the value)."""
+        hp = self.hparams
+        if not self.conditional:
+            (index,) = batch
+            noise = PerSampleNoise(index, stream=_SAMPLE_STREAM_OFFSET + hp.seed)
+            x = self.generate(index.shape[0], noise)
+            return {"index": index, "samples": self.scaler.inverse_transform(x)}
+        index, raw = batch
+        observed = ~torch.isnan(raw)
+        if hp.task == "forecast":
+            mask = observed & forecast_mask(raw.shape, hp.horizon, device=raw.device)
+        else:
+            # Each window's mask comes from its own generator: independent of the batching.
+            draws = PerSampleNoise(index, stream=_MASK_STREAM_OFFSET + hp.seed).normal(
+                raw.shape, torch.float64, raw.device
+            )
+            mask = observed & (normal_cdf(draws) >= hp.predict_missing_ratio)
+        samples = self._impute(raw, mask, hp.num_samples, hp.seed, index)
+        return {"index": index, "samples": samples, "mask": mask}
+
+
+class _Indexed(Dataset):
+    """Rows of tensors with a common first dimension, served a whole batch at a time."""
+
+    def __init__(self, *tensors: Tensor) -> None:
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return self.tensors[0].shape[0]
+
+    def __getitem__(self, index: int) -> tuple[Tensor, ...]:
+        return tuple(t[index] for t in self.tensors)
+
+    def __getitems__(self, indices: list[int]) -> tuple[Tensor, ...]:
+        rows = torch.as_tensor(indices)
+        return tuple(t[rows] for t in self.tensors)
+
+
+def _rescale_from(x: Tensor, observed: Tensor) -> Tensor:
+    """Re-scale model-space windows ``(B, L, C)`` from their ``observed`` entries only.
+
+    Min-max scaling commutes with the affine map between original units and model space, so
+    fitting on the model-space values gives the same windows as fitting on the raw ones.
+    """
+    return fit_window_scale(x, observed).transform(x)
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}; got {value!r}")
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, (Tensor, np.ndarray)):
+        return f"{type(value).__name__} of shape {tuple(value.shape)} and dtype {value.dtype}"
+    return type(value).__name__
