@@ -4,6 +4,13 @@ Each prediction batch becomes one ``.npz`` shard written atomically by the rank 
 when prediction ends, rank 0 merges the shards into one ``.npy`` file per key, ordered by the
 samples' ``index`` (so the result does not depend on the number of processes or the batch
 size), adds a CSV copy of small sample sets, and removes the shards.
+
+Under DDP, Lightning gives ``predict`` an ``UnrepeatedDistributedSampler``: rank ``r`` of ``R``
+gets items ``r, r + R, r + 2R, ...``, so ranks may run one item (and one batch) more than
+others, and no item is repeated. A predict loader with its own ``DistributedSampler`` pads the
+ranks to equal counts by repeating items instead: the merge keeps one copy of an index seen more
+than once with the same values (up to float round-off) and refuses one seen with different
+values.
 """
 
 from __future__ import annotations
@@ -17,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor
 
-__all__ = ["PredictionWriter"]
+__all__ = ["PredictionWriter", "merge_shards"]
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +39,20 @@ _SHARD_GLOB = "shard-rank*-batch*.npz"
 class PredictionWriter(BasePredictionWriter):
     """Write every prediction batch to ``output_dir`` and merge the shards at the end.
 
-    A batch's prediction is a tensor or a mapping of tensors with a common first dimension; an
-    ``"index"`` entry (sample ids) orders the merged result and is checked for duplicates.
+    A batch's prediction is a tensor (written as ``samples``) or a mapping of tensors with a
+    common first dimension; an ``"index"`` entry (sample ids) orders the merged result and is
+    checked for duplicates (see :func:`merge_shards`).
 
     Output files: ``<key>.npy`` per key (``samples.npy``, ``index.npy``, ...) and, when
     ``samples`` is a ``(N, L, C)`` array of at most ``csv_max_values`` numbers, ``samples.csv``
-    in long form (``sample, step, <feature names>``).
+    in long form (``sample, step, <feature names>``; ``sample`` is the index when there is one).
+    Shards are named ``shard-rank<global rank>-batch<batch index>.npz``; the files are written
+    through a temporary file and renamed, with the permissions the umask gives.
+
+    Rank 0 checks that it sees every shard the other ranks wrote (under DDP on several nodes,
+    ``output_dir`` must be on a filesystem they all share). If the merge fails on rank 0 (missing
+    shards, conflicting duplicates), every rank raises, rather than the other ranks waiting for
+    rank 0 forever.
 
     Args:
         output_dir: where the files go (created if needed).
@@ -54,8 +70,10 @@ class PredictionWriter(BasePredictionWriter):
         self.output_dir = Path(output_dir)
         self.csv_max_values = csv_max_values
         self.feature_names = list(feature_names) if feature_names is not None else None
+        self._shards_written = 0  # by this process in the current prediction
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._shards_written = 0
         if trainer.is_global_zero:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             for stale in self.output_dir.glob(_SHARD_GLOB):
@@ -75,21 +93,50 @@ class PredictionWriter(BasePredictionWriter):
         arrays = _as_arrays(prediction)
         name = f"shard-rank{trainer.global_rank:03d}-batch{batch_idx:07d}.npz"
         _atomic_savez(self.output_dir / name, arrays)
+        self._shards_written += 1
 
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        trainer.strategy.barrier("tsgen-prediction-writer-end")
+        # A collective: when it returns, every rank has written its shards.
+        count = torch.tensor([self._shards_written], device=trainer.strategy.root_device)
+        counts = [int(n) for n in trainer.strategy.all_gather(count).reshape(-1).tolist()]
+        failure: BaseException | None = None
+        message = None
         if trainer.is_global_zero:
             names = self.feature_names or getattr(trainer.datamodule, "feature_names", None)
-            written = merge_shards(self.output_dir, self.csv_max_values, names)
-            log.info("predictions written to %s", ", ".join(str(p) for p in written))
-        trainer.strategy.barrier("tsgen-prediction-writer-merged")
+            try:
+                _check_shard_counts(self.output_dir, counts)
+                written = merge_shards(self.output_dir, self.csv_max_values, names)
+            except Exception as error:
+                failure, message = error, f"{type(error).__name__}: {error}"
+            else:
+                log.info("predictions written to %s", ", ".join(str(p) for p in written))
+        # A collective, like a barrier: the other ranks learn whether rank 0's merge failed.
+        message = trainer.strategy.broadcast(message, src=0)
+        if failure is not None:
+            raise failure
+        if message is not None:
+            raise RuntimeError(f"merging the prediction shards failed on rank 0: {message}")
 
 
 def merge_shards(
-    output_dir: Path, csv_max_values: int = 1_000_000, feature_names: Sequence[str] | None = None
+    output_dir: str | Path,
+    csv_max_values: int = 1_000_000,
+    feature_names: Sequence[str] | None = None,
 ) -> list[Path]:
-    """Merge the shards in ``output_dir`` into ``<key>.npy`` files (sorted by ``index`` when
-    present), write ``samples.csv`` for small sets, delete the shards; returns the files."""
+    """Merge the shards in ``output_dir`` into ``<key>.npy`` files, write ``samples.csv`` for
+    small sets, delete the shards; returns the files written.
+
+    With an ``index`` key, the rows are sorted by it; an index found more than once (a
+    ``DistributedSampler`` that pads ranks to equal counts repeats items) is kept once when all
+    its rows agree (up to float round-off: ``1e-5`` relative, or ``1e-5`` times the key's
+    largest absolute value) and is an error otherwise.
+
+    Raises:
+        FileNotFoundError: when there are no shards.
+        ValueError: when the keys' first dimensions differ.
+        RuntimeError: for an index whose rows differ (two runs writing into one directory).
+    """
+    output_dir = Path(output_dir)
     shards = sorted(output_dir.glob(_SHARD_GLOB))
     if not shards:
         raise FileNotFoundError(f"no prediction shards in {output_dir}")
@@ -99,16 +146,13 @@ def merge_shards(
             for key in data.files:
                 parts.setdefault(key, []).append(data[key])
     merged = {key: np.concatenate(values) for key, values in parts.items()}
+    lengths = {key: len(value) for key, value in merged.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(
+            f"prediction shards in {output_dir} hold keys of different lengths: {lengths}"
+        )
     if "index" in merged:
-        order = np.argsort(merged["index"], kind="stable")
-        index = merged["index"][order]
-        duplicated = index[1:][index[1:] == index[:-1]]
-        if duplicated.size:
-            raise RuntimeError(
-                f"prediction shards in {output_dir} hold sample index {int(duplicated[0])} more "
-                "than once (did two runs write into the same directory?)"
-            )
-        merged = {key: value[order] for key, value in merged.items()}
+        merged = _sort_by_index(merged, output_dir)
     written = []
     for key, value in merged.items():
         path = output_dir / f"{key}.npy"
@@ -117,11 +161,61 @@ def merge_shards(
     samples = merged.get("samples")
     if samples is not None and samples.ndim == 3 and samples.size <= csv_max_values:
         path = output_dir / "samples.csv"
-        _atomic_write(path, lambda handle: _write_csv(handle, samples, feature_names), text=True)
+        ids = merged.get("index")
+        _atomic_write(
+            path, lambda handle: _write_csv(handle, samples, feature_names, ids), text=True
+        )
         written.append(path)
     for shard in shards:
         shard.unlink()
     return written
+
+
+def _check_shard_counts(output_dir: Path, counts: Sequence[int]) -> None:
+    """Check that ``output_dir`` holds ``counts[r]`` shards of every rank ``r``."""
+    for rank, count in enumerate(counts):
+        found = len(list(output_dir.glob(f"shard-rank{rank:03d}-batch*.npz")))
+        if found != count:
+            raise FileNotFoundError(
+                f"rank {rank} wrote {count} prediction shards into {output_dir} but rank 0 finds "
+                f"{found} there (with several nodes, the output directory must be on a "
+                "filesystem that all of them share)"
+            )
+
+
+def _sort_by_index(merged: dict[str, np.ndarray], output_dir: Path) -> dict[str, np.ndarray]:
+    """The rows in ``index`` order, one per index; repeated rows must agree (see
+    :func:`merge_shards`)."""
+    order = np.argsort(merged["index"], kind="stable")
+    index = merged["index"][order]
+    first = np.ones(len(index), dtype=bool)
+    first[1:] = index[1:] != index[:-1]
+    if not first.all():
+        repeated = np.flatnonzero(~first)
+        # For each repeated row, the position of its index's first row.
+        original = np.maximum.accumulate(np.where(first, np.arange(len(index)), 0))[repeated]
+        for key, value in merged.items():
+            value = value[order]
+            agree = _rows_agree(value[repeated], value[original], value)
+            if not agree.all():
+                raise RuntimeError(
+                    f"prediction shards in {output_dir} hold sample index "
+                    f"{index[repeated][~agree][0].item()} more than once with different {key!r} "
+                    "(did two runs write into the same directory?)"
+                )
+        order = order[first]
+    return {key: value[order] for key, value in merged.items()}
+
+
+def _rows_agree(a: np.ndarray, b: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """Per row: whether ``a`` and ``b`` hold the same values, floats up to round-off."""
+    if np.issubdtype(a.dtype, np.inexact):
+        finite = np.abs(whole[np.isfinite(whole)])
+        scale = float(finite.max()) if finite.size else 0.0
+        same = np.isclose(a, b, rtol=1e-5, atol=1e-5 * scale, equal_nan=True)
+    else:
+        same = a == b
+    return same.reshape(len(a), -1).all(axis=1)
 
 
 def _as_arrays(prediction: Any) -> dict[str, np.ndarray]:
@@ -137,12 +231,18 @@ def _as_arrays(prediction: Any) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _write_csv(handle: Any, samples: np.ndarray, feature_names: Sequence[str] | None) -> None:
+def _write_csv(
+    handle: Any,
+    samples: np.ndarray,
+    feature_names: Sequence[str] | None,
+    index: np.ndarray | None = None,
+) -> None:
     n_features = samples.shape[2]
     names = list(feature_names) if feature_names and len(feature_names) == n_features else None
+    ids = index.tolist() if index is not None and index.ndim == 1 else range(len(samples))
     writer = csv.writer(handle)
     writer.writerow(["sample", "step", *(names or [f"feature_{c}" for c in range(n_features)])])
-    for i, series in enumerate(samples):
+    for i, series in zip(ids, samples, strict=True):
         for step, row in enumerate(series):
             writer.writerow([i, step, *(repr(float(v)) for v in row)])
 

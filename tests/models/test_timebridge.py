@@ -95,6 +95,34 @@ def test_samples_are_in_original_units_and_independent_of_the_batch(trained):
     assert not torch.equal(model.sample(3, seed=4), part)
 
 
+@pytest.mark.parametrize(
+    ("sampler", "posterior_variance", "nfe"),
+    [
+        ("hybrid", "none", 17),
+        ("sde", "none", 6),
+        ("ode", "none", 10),
+        ("ancestral", "none", 6),
+        ("ancestral", "diagonal", 11),
+    ],
+)
+def test_every_sampler_runs_with_its_evaluation_count(trained, sampler, posterior_variance, nfe):
+    model, _ = trained
+    calls = []
+    hook = model.ema.average.register_forward_hook(lambda *_: calls.append(1))
+    hp = model.hparams
+    saved = hp.sampler, hp.posterior_variance
+    try:
+        hp.sampler, hp.posterior_variance = sampler, posterior_variance
+        x = model.sample(4, seed=0)
+    finally:
+        hook.remove()
+        hp.sampler, hp.posterior_variance = saved
+    assert torch.isfinite(x).all()
+    # 6 intervals: 3n - 1 (hybrid), n (sde: Euler-Maruyama), 1 + 2(n - 1) - 1 (ode: Heun after a
+    # first Euler-Maruyama interval, Euler on the last), n (ancestral), 2n - 1 (with Tweedie).
+    assert len(calls) == nfe
+
+
 def test_checkpoint_loads_in_a_fresh_process_and_samples_the_same(trained, tmp_path):
     model, checkpoint = trained
     out = tmp_path / "fresh.npy"
@@ -305,6 +333,7 @@ def test_unconditional_models_refuse_conditional_calls(trained):
         ({"task": "impute"}, "needs a prior conditioned on observed values"),
         ({"prior": InterpolationPrior()}, "needs a prior that samples without observed values"),
         ({"sampler": "euler"}, "sampler must be one of"),
+        ({"posterior_variance": "full"}, "posterior_variance must be one of"),
         ({"missing_ratio": (0.5, 0.2)}, "missing_ratio must be"),
         ({"sigma_data": 0.0}, "sigma_data must be a positive"),
         ({"n_intervals": 1}, "n_intervals"),

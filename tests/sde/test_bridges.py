@@ -15,6 +15,7 @@ from tsgen.sde import (
     BrownianMotion,
     LinearBridge,
     OrnsteinUhlenbeck,
+    PerSampleNoise,
     ReverseBridge,
     bridge_coefficients,
     bridge_sample,
@@ -152,12 +153,12 @@ class GaussianPosterior(torch.nn.Module):
         return self.m + self.v * b * (x - a * self.x_T - b * self.m) / (b**2 * self.v + c)
 
 
-def _sampled_moments(mode, grid, seed=0, n=20_000):
+def _sampled_moments(mode, grid, seed=0, n=20_000, **options):
     torch.manual_seed(seed)
     m, v = torch.tensor([0.3, -0.5], dtype=F64), torch.tensor([0.25, 0.04], dtype=F64)
     vp = VPSDE(beta_min=0.2, beta_d=10.0)
     x_T = torch.randn(n, 2, dtype=F64)  # a prior independent of the data
-    out = bridge_sample(vp, GaussianPosterior(vp, x_T, m, v), x_T, grid, mode=mode)
+    out = bridge_sample(vp, GaussianPosterior(vp, x_T, m, v), x_T, grid, mode=mode, **options)
     return (out.x.mean(0) - m) / (v / n).sqrt(), out.x.var(0) / v - 1
 
 
@@ -283,7 +284,6 @@ def test_ancestral_step_is_the_bridge_posterior_draw():
 
 def test_ancestral_sampler_draws_each_sample_from_its_own_seed():
     """With PerSampleNoise, the first 8 of 32 samples are bitwise those of a batch of 8."""
-    from tsgen.sde import PerSampleNoise
 
     vp = VPSDE(beta_min=0.2, beta_d=10.0)
     m, v = torch.tensor([0.3, -0.5], dtype=F64), torch.tensor([0.25, 0.04], dtype=F64)
@@ -519,3 +519,44 @@ def test_bridge_weight_matches_the_figures_quoted_for_stocks():
     late = torch.linspace(0.1, 1 - 1e-4, 50, dtype=F64)
     weights = bridge_preconditioning(bridge_coefficients(vp, late), 0.1).weight
     assert weights.min() >= 99.9 and weights.max() <= 115
+
+
+@pytest.mark.parametrize("n_points", [20, 40])
+def test_ancestral_sampler_with_tweedie_variance_is_right_at_40_intervals(n_points):
+    """Adding the diagonal Tweedie estimate of b^2 Var(X_0 | x_t, x_T) removes the ancestral
+    chain's variance deficit: on the Gaussian toy (diagonal posterior) the mean is within 3
+    standard errors and the variance within 5% at the production 40 intervals (measured within
+    2% at 20 and 40 intervals over 3 seeds), for 2n - 1 evaluations."""
+    for seed in (0, 1):
+        z, var_err = _sampled_moments(
+            "ancestral", _karras(n_points), seed=seed, posterior_variance="diagonal"
+        )
+        assert z.abs().le(3).all(), z
+        assert var_err.abs().le(0.05).all(), var_err
+
+
+def test_ancestral_sampler_with_tweedie_variance_counts_and_seeds():
+    vp = VPSDE(beta_min=0.2, beta_d=10.0)
+    m, v = torch.tensor([0.3]), torch.tensor([0.04])
+    x_T = torch.randn(32, 3)
+
+    def run(n):
+        posterior = GaussianPosterior(vp, x_T[:n], m, v)
+        return bridge_sample(
+            vp,
+            posterior,
+            x_T[:n],
+            _karras(10).float(),
+            mode="ancestral",
+            posterior_variance="diagonal",
+            noise=PerSampleNoise(range(n)),
+        )
+
+    full, part = run(32), run(8)
+    assert full.nfe == 2 * 10 - 1
+    assert torch.equal(full.x[:8], part.x)
+
+
+def test_ancestral_posterior_variance_option_is_checked():
+    with pytest.raises(ValueError, match="posterior_variance must be 'none' or 'diagonal'"):
+        _sampled_moments("ancestral", _karras(5), n=10, posterior_variance="full")

@@ -110,6 +110,9 @@ class TimeBridge(LightningModule):
             per interval; see :func:`~tsgen.sde.bridge_sample` for each mode's known bias).
         n_intervals: sampler intervals (40: 119 network evaluations in hybrid mode).
         churn: the SDE fraction of each hybrid interval.
+        posterior_variance: with ``sampler="ancestral"``, ``"diagonal"`` adds the Tweedie
+            estimate of the posterior variance of ``x_0`` to each draw (two evaluations per
+            interval); without it the ancestral chain's variance is too small at 40 intervals.
         rho: the Karras grid's exponent.
         missing_ratio: ``(low, high)``: training windows for ``"impute"`` hide each entry
             with a ratio drawn uniformly in this range per window.
@@ -154,6 +157,7 @@ class TimeBridge(LightningModule):
         sampler: Literal["hybrid", "sde", "ode", "ancestral"] = "hybrid",
         n_intervals: int = 40,
         churn: float = 0.33,
+        posterior_variance: Literal["none", "diagonal"] = "none",
         rho: float = 7.0,
         missing_ratio: tuple[float, float] = (0.1, 0.9),
         observed_reset: Literal["marginal", "exact"] = "marginal",
@@ -186,6 +190,7 @@ class TimeBridge(LightningModule):
         _check_choice("loss_weight", loss_weight, ("bridge", "uniform"))
         _check_choice("sampler", sampler, ("hybrid", "sde", "ode", "ancestral"))
         _check_choice("observed_reset", observed_reset, ("marginal", "exact"))
+        _check_choice("posterior_variance", posterior_variance, ("none", "diagonal"))
         horizon_ok = not isinstance(horizon, bool) and isinstance(horizon, int)
         if task == "forecast" and not (horizon_ok and 1 <= horizon < window):
             raise ValueError(
@@ -329,12 +334,19 @@ class TimeBridge(LightningModule):
         return self._training_generator
 
     def denoise(
-        self, network: nn.Module, x_t: Tensor, t: Tensor, coefficients: BridgeCoefficients
+        self,
+        network: nn.Module,
+        x_t: Tensor,
+        t: Tensor,
+        coefficients: BridgeCoefficients | None = None,
     ) -> Tensor:
         """``D(x_t, t)``: the network's estimate of ``x_0``, with the DDBM preconditioning if
-        enabled (timebridge.md, "Training"). ``x_t``: ``(B, L, C)``; ``t``: ``(B,)``."""
+        enabled (timebridge.md, "Training"). ``x_t``: ``(B, L, C)``; ``t``: ``(B,)``;
+        ``coefficients``: the bridge's ``(a, b, c)`` at ``t`` if already computed."""
         if not self.hparams.preconditioning:
             return network(x_t, t)
+        if coefficients is None:
+            coefficients = bridge_coefficients(self.process, expand_time(t, x_t), _T)
         pre = bridge_preconditioning(coefficients, self.hparams.sigma_data)
         return pre.c_skip * x_t + pre.c_out * network(pre.c_in * x_t, t)
 
@@ -484,9 +496,7 @@ class TimeBridge(LightningModule):
         )
 
         def predictor(x: Tensor, t: Tensor) -> Tensor:
-            t = t.expand(x.shape[0])
-            coefficients = bridge_coefficients(self.process, expand_time(t, x), _T)
-            return self.denoise(network, x, t, coefficients)
+            return self.denoise(network, x, t.expand(x.shape[0]))
 
         callback = None
         if self.conditional:
@@ -502,6 +512,7 @@ class TimeBridge(LightningModule):
                 T=_T,
                 mode=hp.sampler,
                 churn=hp.churn,
+                posterior_variance=hp.posterior_variance,
                 noise=noise,
                 callback=callback,
                 progress=progress,

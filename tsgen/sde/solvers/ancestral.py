@@ -27,6 +27,18 @@ the DDPM posterior of Ho et al. (2020), eq. 7: ``sqrt(1 - beta_k) (1 - abar_{k-1
 expectation over ``X_0 | x_t`` (linear in ``x0``); plugging in the mean drops the
 ``b^2 Var(X_0 | x_t, x_T)`` part of the variance, an error that vanishes as the grid is refined.
 
+With ``posterior_variance="diagonal"`` the dropped term is put back: by second-order Tweedie,
+with ``x_t = a_t x_T + b_t X_0 + sqrt(c_t) Z``,
+
+    Cov(X_0 | x_t, x_T) = (c_t / b_t) dD/dx_t          (D = E[X_0 | x_t, x_T])
+
+whose diagonal is estimated with one Rademacher probe ``u`` (Hutchinson's diagonal estimator,
+``diag J ~ u * J u``) and a forward difference ``J u ~ (D(x_t + eps u) - D(x_t)) / eps``, and the
+step draws ``x_s ~ N(a x_t + b x0_hat, c + b^2 max(v, 0))``. For data whose posterior is
+Gaussian with a diagonal covariance this is the exact transition; otherwise the estimate carries
+the off-diagonal terms of ``J`` as noise. It costs a second predictor call per interval
+(``2n - 1`` in all).
+
 On a last interval that ends at ``s = 0`` the posterior is a point mass at ``x0_hat``
 (``a = c = 0``, ``b = 1``): the step returns ``x0_hat`` itself. ``n`` intervals cost ``n``
 predictor evaluations.
@@ -34,9 +46,10 @@ predictor evaluations.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
+from einops import rearrange
 from torch import Tensor
 
 from tsgen.sde.base import SDE
@@ -57,12 +70,39 @@ class BridgeAncestral(FixedStepSolver):
     Brownian increments divided by ``sqrt(|dt|)`` (as in the ``exact`` solver), so every
     :class:`~tsgen.sde.NoiseSource` applies: with :class:`~tsgen.sde.PerSampleNoise` each
     sample's noise is drawn as one block from its own generator and does not depend on the batch.
+
+    Args:
+        posterior_variance: ``"none"`` (plug in ``D`` only) or ``"diagonal"`` (add the diagonal
+            Tweedie estimate of ``b^2 Var(X_0 | x_t, x_T)``; two evaluations per interval).
+        probe_scale: ``eps`` of the forward difference, in the state's units.
     """
 
     name: ClassVar[str] = "bridge_ancestral"
     weak_order: ClassVar[float | None] = 1.0
     noise_types: ClassVar[frozenset[str]] = frozenset({"additive"})
     directions: ClassVar[tuple[int, ...]] = (-1,)
+
+    def __init__(
+        self,
+        posterior_variance: Literal["none", "diagonal"] = "none",
+        probe_scale: float = 1e-3,
+    ) -> None:
+        super().__init__()
+        if posterior_variance not in ("none", "diagonal"):
+            raise ValueError(
+                f"posterior_variance must be 'none' or 'diagonal'; got {posterior_variance!r}"
+            )
+        if not probe_scale > 0:
+            raise ValueError(f"probe_scale must be positive; got {probe_scale!r}")
+        self.posterior_variance = posterior_variance
+        self.probe_scale = float(probe_scale)
+
+    def noise_shape(self, shape: torch.Size) -> torch.Size:
+        # With the diagonal variance each step also draws the probe: (B, 2, *event), the
+        # step's normals in [:, 0] and the probe's signs from [:, 1].
+        if self.posterior_variance == "none":
+            return shape
+        return torch.Size((shape[0], 2, *shape[1:]))
 
     def check(self, sde: SDE, x0: Tensor, grid: Tensor, times: Tensor, direction: int) -> None:
         if not isinstance(sde, ReverseBridge):
@@ -83,6 +123,7 @@ class BridgeAncestral(FixedStepSolver):
         self.weights_x: list[Tensor] = []
         self.weights_x0: list[Tensor] = []
         self.noise_scales: list[Tensor] = []
+        self.tweedie_factors: list[Tensor] = []
         zero = grid.new_zeros(())
         for t, s, dt in zip(self.times[:-1], self.times[1:], self.steps, strict=True):
             # q(x_s | X_0, X_t): marginal time s, pinned end (t, x_t), start (0, x0_hat); see
@@ -92,12 +133,29 @@ class BridgeAncestral(FixedStepSolver):
             self.weights_x0.append(b)
             # z = dW / sqrt(|dt|) is standard normal; fold both scales into one factor.
             self.noise_scales.append(torch.sqrt(c / dt.abs()))
+            if self.posterior_variance == "diagonal":
+                # c_t / b_t of the marginal x_t = a_t x_T + b_t X_0 + sqrt(c_t) Z (Tweedie).
+                _, b_t, c_t = bridge_coefficients(sde.process, t, T=sde.T)
+                self.tweedie_factors.append(c_t / b_t)
 
     def step(self, sde: SDE, k: int, x: Tensor, dW: Tensor | None, last: bool) -> Tensor:
-        x0_hat = self.predict(sde, self.times[k], x)
+        t = self.times[k]
+        x0_hat = self.predict(sde, t, x)
         if last and self.final_denoise:
             return x0_hat
-        return self.weights_x[k] * x + self.weights_x0[k] * x0_hat + self.noise_scales[k] * dW
+        a, b = self.weights_x[k], self.weights_x0[k]
+        if self.posterior_variance == "none":
+            return a * x + b * x0_hat + self.noise_scales[k] * dW
+        dW, probe_normals = rearrange(dW, "b two ... -> two b ...")
+        probe = torch.sign(probe_normals)
+        jacobian_probe = (self.predict(sde, t, x + self.probe_scale * probe) - x0_hat) / (
+            self.probe_scale
+        )
+        variance = (self.tweedie_factors[k] * probe * jacobian_probe).clamp_min(0)
+        dt = self.steps[k].abs()
+        # std of x_s = sqrt(c + b^2 v); noise_scales[k]^2 |dt| = c.
+        scale = torch.sqrt(self.noise_scales[k] ** 2 + b**2 * variance / dt)
+        return a * x + b * x0_hat + scale * dW
 
     def predict(self, sde: ReverseBridge, t: Tensor, x: Tensor) -> Tensor:
         """``D(x, t)``, counted in ``nfe``; the first result's shape, dtype and device are checked

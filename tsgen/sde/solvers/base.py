@@ -189,6 +189,11 @@ class FixedStepSolver(Solver):
         drift = sde.drift(t, x)
         return check_drift_shape(sde, drift, x) if self.nfe == 1 else drift
 
+    def noise_shape(self, shape: torch.Size) -> torch.Size:
+        """Shape of each step's Brownian increment for states of ``shape`` (the state's own,
+        unless a method needs more normals per step, e.g. a probe)."""
+        return shape
+
     def prepare(self, sde: SDE, grid: Tensor) -> None:
         """Per-grid precomputation; the default keeps times and steps as device tensors."""
         self.times = list(grid.unbind())
@@ -207,7 +212,7 @@ class FixedStepSolver(Solver):
         increments: Increments | None = None
         if self.uses_noise(sde):
             source = noise if noise is not None else GaussianNoise()
-            increments = source.increments(grid, x0.shape, x0.dtype, x0.device)
+            increments = source.increments(grid, self.noise_shape(x0.shape), x0.dtype, x0.device)
         return_path, callback = problem.return_path, problem.callback
         states = [x0] if return_path else None
         block = problem.checkpoint_every or 1

@@ -43,6 +43,7 @@ def bridge_sample(
     T: float = 1.0,
     mode: SamplerMode = "hybrid",
     churn: float = 0.33,
+    posterior_variance: Literal["none", "diagonal"] = "none",
     noise: NoiseSource | None = None,
     return_path: bool = False,
     callback: Callback | None = None,
@@ -61,6 +62,9 @@ def bridge_sample(
             or ``"ancestral"`` (a draw from the bridge posterior given ``X_0 = D(x_t, t)`` on
             each interval; one evaluation per interval).
         churn: the SDE fraction of each interval in ``"hybrid"`` mode (ignored by the others).
+        posterior_variance: in ``"ancestral"`` mode, ``"diagonal"`` adds the Tweedie estimate of
+            the posterior variance of ``X_0`` to each draw (two evaluations per interval; see
+            :class:`~tsgen.sde.solvers.ancestral.BridgeAncestral`); ignored by the others.
         noise, return_path, callback, progress: as for :func:`~tsgen.sde.solve`.
 
     Returns:
@@ -81,6 +85,7 @@ def bridge_sample(
             x_T,
             grid,
             "bridge_ancestral",
+            posterior_variance=posterior_variance,
             noise=noise,
             return_path=return_path,
             callback=callback,
