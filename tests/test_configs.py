@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tsgen.cli import main
@@ -33,6 +34,34 @@ def test_config_trains_one_step(
             "1",
             "--trainer.accelerator",
             "cpu",
+            "--trainer.enable_progress_bar",
+            "false",
+        ]
+    )
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
+def test_a_config_trains_on_another_series_with_its_own_shape(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``window`` and ``n_features`` are linked from the datamodule into the model and its
+    network, so the Stocks config (24 x 6) runs on a 3-feature series with windows of 16."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["tsgen"])
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "mine.npy", rng.standard_normal((200, 3)).cumsum(axis=0))
+    stocks = next(c for c in CONFIGS if c.name == "stocks.yaml")
+    main(
+        [
+            "fit",
+            "--config",
+            str(stocks),
+            "--data.path",
+            "mine.npy",
+            "--data.window",
+            "16",
+            "--trainer.fast_dev_run",
+            "1",
             "--trainer.enable_progress_bar",
             "false",
         ]

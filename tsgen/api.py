@@ -52,7 +52,12 @@ def load(
     if not class_path:
         raise ValueError(f"{str(path)!r} is not a tsgen checkpoint (it names no tsgen model class)")
     module_name, _, class_name = class_path.rpartition(".")
-    model_class = getattr(importlib.import_module(module_name), class_name)
+    # Import nothing but tsgen's own models on the say-so of a file.
+    if not module_name.startswith("tsgen."):
+        raise ValueError(f"{str(path)!r} names the model class {class_path!r}, not a tsgen one")
+    model_class = getattr(importlib.import_module(module_name), class_name, None)
+    if not (isinstance(model_class, type) and issubclass(model_class, LightningModule)):
+        raise ValueError(f"{str(path)!r} names {class_path!r}, which is not a tsgen model")
     model = model_class.load_from_checkpoint(
         path, map_location=map_location, weights_only=weights_only
     )

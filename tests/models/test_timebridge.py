@@ -16,11 +16,13 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 import tsgen
+from tsgen.cli import TsgenTrainer
 from tsgen.data import WindowsDataModule
 from tsgen.models import TimeBridge
 from tsgen.nn import TrendSeasonTransformer
 from tsgen.priors import InterpolationPrior, NormalPrior
 from tsgen.priors.interpolation import interpolate_missing
+from tsgen.sde import VESDE
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:.*does not have many workers:UserWarning",
@@ -152,6 +154,12 @@ def test_load_refuses_files_that_are_not_tsgen_checkpoints(tmp_path):
     path = tmp_path / "other.ckpt"
     torch.save({"state_dict": {}}, path)
     with pytest.raises(ValueError, match="not a tsgen checkpoint"):
+        tsgen.load(path)
+    torch.save({"tsgen_class": "os.system"}, path)
+    with pytest.raises(ValueError, match="not a tsgen one"):
+        tsgen.load(path)
+    torch.save({"tsgen_class": "tsgen.models.timebridge.default_fourier_weight"}, path)
+    with pytest.raises(ValueError, match="which is not a tsgen model"):
         tsgen.load(path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         tsgen.load(tmp_path / "missing.ckpt")
@@ -320,6 +328,69 @@ def test_conditional_entry_points_name_what_is_wrong(imputer, call, error, messa
         call(model)
 
 
+def test_predict_imputes_test_windows_whatever_the_batching(imputer, tmp_path):
+    """``predict`` on an imputation model: each test window gets its own seeded mask (70%
+    hidden) and ``num_samples`` completions in original units, observed entries kept, and the
+    result does not depend on how many windows a predict batch holds."""
+    model, data = imputer
+    outputs = []
+    for batch_size in (1000, 24):
+        model.hparams.num_samples, model.hparams.sample_batch_size = 2, batch_size
+        out = tmp_path / f"predict-{batch_size}"
+        TsgenTrainer(logger=False, enable_progress_bar=False).predict(
+            model, datamodule=data, output=str(out)
+        )
+        outputs.append({k: np.load(out / f"{k}.npy") for k in ("index", "samples", "mask")})
+    first, second = outputs
+    raw = data.test_split.raw.numpy()
+    assert first["samples"].shape == (len(raw), 2, 12, 2)
+    np.testing.assert_array_equal(first["index"], np.arange(len(raw)))
+    np.testing.assert_array_equal(first["mask"], second["mask"])
+    assert 0.6 < 1 - first["mask"].mean() < 0.8
+    np.testing.assert_allclose(first["samples"], second["samples"], rtol=0, atol=1e-6)
+    observed = np.broadcast_to(first["mask"][:, None], first["samples"].shape)
+    np.testing.assert_array_equal(
+        first["samples"][observed], np.broadcast_to(raw[:, None], observed.shape)[observed]
+    )
+
+
+def test_variance_exploding_bridges_train_and_sample(tmp_path):
+    data = WindowsDataModule(path=str(_series(tmp_path / "s.npy")), window=12, batch_size=16)
+    model = _model(process=VESDE(), preconditioning=True)
+    _trainer(tmp_path, 4).fit(model, data)
+    assert torch.isfinite(model.sample(4, seed=0)).all()
+
+
+def test_ema_is_updated_after_every_ema_every_optimizer_steps(tmp_path):
+    data = WindowsDataModule(path=str(_series(tmp_path / "s.npy")), window=12, batch_size=16)
+    model = _model(ema_every=3)
+    initial = [p.detach().clone() for p in model.network.parameters()]
+
+    def ema_is_initial() -> bool:
+        averaged = model.ema.average.parameters()
+        return all(torch.equal(a, b) for a, b in zip(averaged, initial, strict=True))
+
+    _trainer(tmp_path, 2).fit(model, data)
+    assert ema_is_initial()
+    _trainer(tmp_path, 3).fit(model, data)  # a new trainer: steps 1-3, the third updates
+    assert not ema_is_initial()
+
+
+def test_imputation_samples_do_not_depend_on_the_number_of_samples(imputer):
+    model, data = imputer
+    raw = data.test_split.raw[:3]
+    series = raw.masked_fill(torch.rand(raw.shape, generator=torch.Generator()) < 0.5, math.nan)
+    four = model.impute(series, n_samples=4, seed=5)
+    two = model.impute(series, n_samples=2, seed=5, batch_size=3)
+    torch.testing.assert_close(four[:, :2], two, rtol=0, atol=1e-6)
+
+
+def test_trends_need_a_trend_prior(trained):
+    model, _ = trained
+    with pytest.raises(ValueError, match="needs a model with a trend prior"):
+        model.sample(2, trends=torch.zeros(2, 12, 2))
+
+
 def test_unconditional_models_refuse_conditional_calls(trained):
     model, _ = trained
     with pytest.raises(ValueError, match="needs a model trained with task='impute' or 'forecast'"):
@@ -337,6 +408,7 @@ def test_unconditional_models_refuse_conditional_calls(trained):
         ({"missing_ratio": (0.5, 0.2)}, "missing_ratio must be"),
         ({"sigma_data": 0.0}, "sigma_data must be a positive"),
         ({"n_intervals": 1}, "n_intervals"),
+        ({"scaling": "instance"}, "task='generate' needs scaling='global'"),
     ],
 )
 def test_bad_configuration_is_named(kwargs, message):

@@ -73,8 +73,8 @@ class WindowSplit:
     """The windows of one split.
 
     Attributes:
-        values: ``(N, L, C)`` float32 in model space (``[-1, 1]`` on the fitted range); 0 where
-            unobserved.
+        values: ``(N, L, C)`` float32 in the global model space (``[-1, 1]`` on the training
+            split's range), under either scaling; 0 where unobserved.
         mask: ``(N, L, C)`` bool, True where observed; ``None`` unless ``treat_nan_as_missing``.
         raw: ``(N, L, C)`` float64 in original units (NaN where unobserved).
         scale: the per-window parameters under instance scaling (``scale.inverse_transform``
@@ -272,13 +272,14 @@ class WindowsDataModule(LightningDataModule):
         val_fraction: fraction of rows for validation under ``"chronological"`` (rounded).
         test_fraction: fraction of rows for testing under ``"chronological"`` (rounded).
         scaling: ``"global"``: the per-feature min-max fitted on the training split;
-            ``"instance"``: each window min-max scaled from its own observed entries (see
-            :func:`~tsgen.data.scaling.fit_window_scale`), the per-window parameters kept in
-            :attr:`WindowSplit.scale`. The global scaler is fitted either way. The scales see
-            only the first ``window - horizon`` steps, so a forecast target never shapes its
-            own scale; for imputation the entries to hide are drawn per batch by the model,
-            which must re-fit the scales from its task mask
-            (``fit_window_scale(raw, task_mask)``) rather than use these.
+            ``"instance"``: each window is to be min-max scaled from its own observed entries
+            (see :func:`~tsgen.data.scaling.fit_window_scale`). The batches are in the global
+            model space either way; under ``"instance"`` a model re-scales each window from
+            the entries it is given (its task mask in training, the user's mask at inference:
+            the same computation, fallbacks included), and :attr:`WindowSplit.scale` holds
+            each window's parameters fitted from its first ``window - horizon`` steps (so a
+            forecast target never shapes its own scale), for evaluation in instance-scaled
+            units.
         horizon: trailing steps of each window that instance scaling must not see (the
             forecast horizon); 0 for unconditional generation and imputation.
         batch_size: windows per batch.
@@ -392,7 +393,10 @@ class WindowsDataModule(LightningDataModule):
             history = observed.clone()
             history[:, self.window - self.horizon :] = False
             scale = fit_window_scale(raw, history, span=self.scaler.data_max - self.scaler.data_min)
-        values = scale.transform(raw) if scale is not None else self.scaler.transform(raw)
+        # Batches stay in the global model space under either scaling: an affine image of the
+        # raw values that a model re-scales per window from the entries it is given (as it
+        # must at inference), fallbacks included; ``scale`` is for evaluation.
+        values = self.scaler.transform(raw)
         return WindowSplit(values.nan_to_num(0.0).float(), mask, raw, scale)
 
     def _loader(self, split: WindowSplit, shuffle: bool) -> DataLoader:

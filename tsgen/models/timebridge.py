@@ -63,9 +63,22 @@ Task = Literal["generate", "impute", "forecast"]
 # The bridge's end time, and the sampler's gap below it (timebridge.md, "Sampling").
 _T = 1.0
 _T_GAP = 1e-4
-# Streams of the per-sample noise: sampling draws and the masks of predict-time imputation.
-_SAMPLE_STREAM_OFFSET = 1 << 20
-_MASK_STREAM_OFFSET = 2 << 20
+# What a random stream is for, the first entry of its seed sequence: training noise, sampling,
+# and the masks of predict-time imputation never share numbers, whatever the user's seed.
+_TRAINING_STREAM, _SAMPLE_STREAM, _MASK_STREAM = 0, 1, 2
+
+
+def _stream(purpose: int, seed: int) -> int:
+    """The :class:`~tsgen.sde.PerSampleNoise` stream of a purpose and a user seed (injective)."""
+    return 3 * seed + purpose
+
+
+def _pair(i: Tensor, j: Tensor) -> Tensor:
+    """Cantor's pairing: one non-negative integer per pair ``(i, j)``, injective, so that sample
+    ``j`` of window ``i`` has its own seed whatever the number of samples per window."""
+    return (i + j) * (i + j + 1) // 2 + j
+
+
 # Bumped when the checkpoint layout changes.
 CHECKPOINT_FORMAT = 1
 
@@ -125,7 +138,9 @@ class TimeBridge(LightningModule):
             each test window (at random, seeded by the window's index).
         sample_batch_size: the largest batch of the sampler in :meth:`sample`, :meth:`impute`
             and :meth:`forecast` (the results do not depend on it).
-        seed: seeds the training noise (with the process rank) and the ``predict`` samples.
+        seed: seeds the training noise (with the rank, epoch and batch index of each
+            micro-batch, so a resumed run draws what an uninterrupted one would) and the
+            ``predict`` samples.
         use_ema: sample with the EMA weights (``False``: the raw weights).
     """
 
@@ -197,6 +212,12 @@ class TimeBridge(LightningModule):
                 f"task='forecast' needs horizon in [1, window={window}) (link it from "
                 f"data.horizon); got {horizon!r}"
             )
+        if task == "generate" and scaling == "instance":
+            raise ValueError(
+                "task='generate' needs scaling='global': generated windows are returned to "
+                "original units through the global scaler, and instance-scaled windows have no "
+                "single scale to return to"
+            )
         if not 0 < t_min < _T - _T_GAP:
             raise ValueError(f"t_min must lie in (0, {_T - _T_GAP}); got {t_min!r}")
         if not (math.isfinite(sigma_data) and sigma_data > 0):
@@ -232,10 +253,10 @@ class TimeBridge(LightningModule):
         self.prior = prior
         self._check_prior()
         self.scaler = MinMaxScaler(n_features)
-        self._training_generator: torch.Generator | None = None
-        self._pending_generator_state: Tensor | None = None
         self._accumulated_loss: Tensor | None = None
         self._accumulated_count = 0
+        # The mean loss of the last optimizer step over its micro-batches and all ranks.
+        self._step_loss: Tensor | None = None
 
     # ----------------------------------------------------------------------------------- set-up
 
@@ -283,6 +304,15 @@ class TimeBridge(LightningModule):
                 f"the datamodule scales with {datamodule.scaling!r} but the model with "
                 f"scaling={self.hparams.scaling!r}; they must agree"
             )
+        if self.conditional and self.hparams.scaling == "instance":
+            # The prior is fitted on windows as the model sees them: each scaled from what a
+            # task gives (the history for forecasting, the observed entries otherwise).
+            given = torch.ones_like(windows, dtype=torch.bool)
+            if self.hparams.task == "forecast":
+                given = forecast_mask(windows.shape, self.hparams.horizon)
+            if split.mask is not None:
+                given = given & split.mask
+            windows = _rescale_from(windows, given)
         if split.mask is not None:
             # Unobserved entries hold 0 in the windows; fill them as the prior would see gaps.
             windows = torch.where(split.mask, windows, windows.new_zeros(()))
@@ -308,30 +338,21 @@ class TimeBridge(LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def lr_scheduler_step(self, scheduler: WarmupReduceOnPlateau, metric: Any) -> None:
-        # Driven by the mean training loss of the micro-batches of this optimizer step.
-        loss = float("inf")
-        if self._accumulated_loss is not None and self._accumulated_count:
-            loss = float(self._accumulated_loss) / self._accumulated_count
-        self._accumulated_loss, self._accumulated_count = None, 0
-        scheduler.step(loss)
+        # Driven by the training loss of this optimizer step, averaged over its micro-batches
+        # and over the ranks, so that every rank takes the same decisions.
+        scheduler.step(float(self._step_loss) if self._step_loss is not None else math.inf)
 
     # --------------------------------------------------------------------------------- training
 
-    def _generator(self, device: torch.device) -> torch.Generator:
-        """The training noise's generator, seeded from ``(seed, rank)`` and saved in
-        checkpoints, so that a resumed run draws the same numbers as an uninterrupted one."""
-        if self._training_generator is None or self._training_generator.device != device:
-            generator = torch.Generator(device)
-            if self._pending_generator_state is not None:
-                generator.set_state(self._pending_generator_state)
-                self._pending_generator_state = None
-            else:
-                rank = self.global_rank if self._trainer is not None else 0
-                generator.manual_seed(
-                    int(np.random.SeedSequence([self.hparams.seed, rank]).generate_state(1)[0])
-                )
-            self._training_generator = generator
-        return self._training_generator
+    def _generator(self, device: torch.device, batch_idx: int) -> torch.Generator:
+        """The training noise of one micro-batch: a generator seeded from ``(seed, rank, epoch,
+        batch index)``. No state to save: a resumed run (on any number of ranks) draws what an
+        uninterrupted one would."""
+        rank = self.global_rank if self._trainer is not None else 0
+        epoch = self.current_epoch if self._trainer is not None else 0
+        key = [_TRAINING_STREAM, self.hparams.seed, rank, epoch, batch_idx]
+        seed = int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1)
+        return torch.Generator(device).manual_seed(seed)
 
     def denoise(
         self,
@@ -377,14 +398,15 @@ class TimeBridge(LightningModule):
 
     def training_step(self, batch: Tensor | tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x0, data_mask = self._unpack(batch)
-        generator = self._generator(x0.device)
+        generator = self._generator(x0.device, batch_idx)
         observed = loss_mask = None
         if self.conditional:
             observed = self._task_mask(x0, generator)
             if data_mask is not None:
                 observed = observed & data_mask
             if self.hparams.scaling == "instance":
-                # The window's scale must come from what the model is given, as at test time.
+                # The window's scale comes from what the model is given, exactly as at
+                # inference (see _rescale_from).
                 x0 = _rescale_from(x0, observed)
             loss_mask = ~observed if data_mask is None else ~observed & data_mask
         elif data_mask is not None:
@@ -423,10 +445,17 @@ class TimeBridge(LightningModule):
         return loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # One value per optimizer step for every rank: the micro-batch mean, averaged over the
+        # ranks (one collective and one host sync per step).
+        loss = self._accumulated_loss / max(self._accumulated_count, 1)
+        trainer = self._trainer
+        self._step_loss = trainer.strategy.reduce(loss, reduce_op="mean") if trainer else loss
+        self._accumulated_loss, self._accumulated_count = None, 0
         # A non-finite loss would poison the weights (and every later checkpoint): stop here,
-        # before the step, so the last checkpoint written stays good.
-        if self._accumulated_loss is not None and not bool(torch.isfinite(self._accumulated_loss)):
-            callback = self.trainer.checkpoint_callback
+        # before the step, so the last checkpoint written stays good. Every rank sees the same
+        # reduced value, so all of them stop together.
+        if not bool(torch.isfinite(self._step_loss)):
+            callback = trainer.checkpoint_callback if trainer else None
             last = getattr(callback, "last_model_path", "") or getattr(
                 callback, "best_model_path", ""
             )
@@ -435,8 +464,8 @@ class TimeBridge(LightningModule):
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)
-        # global_step already counts this step.
-        if self.global_step % self.hparams.ema_every == 0:
+        # Lightning counts this step in global_step only after this hook returns.
+        if (self.global_step + 1) % self.hparams.ema_every == 0:
             self.ema.update(self.network)
 
     # -------------------------------------------------------------------------------- checkpoint
@@ -444,8 +473,6 @@ class TimeBridge(LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["tsgen_format"] = CHECKPOINT_FORMAT
         checkpoint["tsgen_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
-        if self._training_generator is not None:
-            checkpoint["tsgen_training_generator"] = self._training_generator.get_state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         version = checkpoint.get("tsgen_format")
@@ -454,9 +481,6 @@ class TimeBridge(LightningModule):
                 f"checkpoint format {version!r} is not the one this version of tsgen reads "
                 f"({CHECKPOINT_FORMAT})"
             )
-        state = checkpoint.get("tsgen_training_generator")
-        self._training_generator = None
-        self._pending_generator_state = state
 
     # --------------------------------------------------------------------------------- sampling
 
@@ -528,13 +552,18 @@ class TimeBridge(LightningModule):
         ``N((a_t + b_t) y, c_t)`` (on them ``x_T = x_0 = y``), and ``y`` itself at ``t = 0``."""
         exact = self.hparams.observed_reset == "exact"
         y = torch.where(mask, values, torch.zeros_like(values))
+        # The normals of every reset, drawn at once (one call per sample, not one per step):
+        # (B, n_steps - 1, L, C), step k reads [:, k - 1].
+        eps = None
+        if not exact:
+            shape = (values.shape[0], n_steps - 1, *values.shape[1:])
+            eps = noise.normal(torch.Size(shape), values.dtype, values.device)
 
         def reset(k: int, t: Tensor, x: Tensor) -> Tensor:
             if exact or k == n_steps:
                 return torch.where(mask, y, x)
             a, b, c = bridge_coefficients(self.process, t, _T)
-            eps = noise.normal(x.shape, x.dtype, x.device)
-            return torch.where(mask, (a + b) * y + c.sqrt() * eps, x)
+            return torch.where(mask, (a + b) * y + c.sqrt() * eps[:, k - 1], x)
 
         return reset
 
@@ -572,14 +601,14 @@ class TimeBridge(LightningModule):
             )
         check_int("n", n)
         check_int("seed", seed, minimum=0)
-        if self.hparams.scaling == "instance":
+        if trends is not None and not isinstance(self.prior, TrendPrior):
             raise ValueError(
-                "sample() returns original units through the global scaler; this model was "
-                "trained on instance-scaled windows, which have no single scale to return to"
+                f"sample(trends=...) needs a model with a trend prior; this one has "
+                f"{type(self.prior).__name__}"
             )
         out = []
         for chunk in self._chunks(n, batch_size):
-            noise = PerSampleNoise(list(chunk), stream=_SAMPLE_STREAM_OFFSET + seed)
+            noise = PerSampleNoise(list(chunk), stream=_stream(_SAMPLE_STREAM, seed))
             part = trends[chunk.start : chunk.stop] if trends is not None else None
             out.append(self.generate(len(chunk), noise, values=part, progress=progress))
         return self.scaler.inverse_transform(torch.cat(out))
@@ -606,6 +635,8 @@ class TimeBridge(LightningModule):
                 f"{name}(): mask has shape {tuple(mask.shape)} but series has shape "
                 f"{tuple(series.shape)}"
             )
+        # Scaling and sampling run where the model is; results go back to the input's device.
+        series, mask = series.to(self.device), mask.to(self.device)
         bad = mask & ~torch.isfinite(series)
         if bool(bad.any()):
             raise ValueError(
@@ -642,7 +673,7 @@ class TimeBridge(LightningModule):
             mask: bool ``(B, L, C)``, True where observed; ``None``: the non-NaN entries.
             n_samples: samples per window.
             seed: sample ``j`` of window ``i`` has its own generator, seeded by
-                ``(i * n_samples + j, seed)``, so results do not depend on the batch size.
+                ``(i, j, seed)``, so results depend neither on the batch size nor on ``n_samples``.
 
         Returns:
             ``(B, n_samples, L, C)`` in original units; observed entries equal ``series``.
@@ -655,7 +686,8 @@ class TimeBridge(LightningModule):
         check_int("n_samples", n_samples)
         check_int("seed", seed, minimum=0)
         window_ids = torch.arange(getattr(series, "shape", (0,))[0])
-        return self._impute(series, mask, n_samples, seed, window_ids, batch_size, progress)
+        out = self._impute(series, mask, n_samples, seed, window_ids, batch_size, progress)
+        return out.to(series.device)
 
     def _impute(
         self,
@@ -668,17 +700,19 @@ class TimeBridge(LightningModule):
         progress: bool = False,
     ) -> Tensor:
         """:meth:`impute` with the windows' global ids ``(B,)``: sample ``j`` of window ``i``
-        draws from the generator of ``(window_ids[i] * n_samples + j, seed)``."""
+        draws from the generator of ``(window_ids[i], j, seed)``."""
         values, mask, scale = self._conditional_inputs(series, mask, "impute")
         batch = values.shape[0]
         values = values.repeat_interleave(n_samples, dim=0)
         mask_rep = mask.repeat_interleave(n_samples, dim=0)
-        sample_ids = window_ids.to(torch.long)[:, None] * n_samples + torch.arange(n_samples)
+        device = values.device
+        window_ids = window_ids.to(device=device, dtype=torch.long)
+        sample_ids = _pair(window_ids[:, None], torch.arange(n_samples, device=device))
         sample_ids = sample_ids.reshape(-1)
         out = []
         for chunk in self._chunks(batch * n_samples, batch_size):
             rows = slice(chunk.start, chunk.stop)
-            noise = PerSampleNoise(sample_ids[rows], stream=_SAMPLE_STREAM_OFFSET + seed)
+            noise = PerSampleNoise(sample_ids[rows], stream=_stream(_SAMPLE_STREAM, seed))
             out.append(
                 self.generate(
                     len(chunk), noise, values=values[rows], mask=mask_rep[rows], progress=progress
@@ -722,7 +756,7 @@ class TimeBridge(LightningModule):
                 f"forecast(): horizon must be an integer in [1, {trained}] (this model was trained "
                 f"for task={self.hparams.task!r} with window {window}); got {horizon!r}"
             )
-        if not isinstance(history, Tensor) or history.ndim != 3:
+        if not isinstance(history, Tensor) or history.ndim != 3 or not history.is_floating_point():
             raise ValueError(
                 f"forecast(): history must be a float array (batch, steps, features); got "
                 f"{_describe(history)}"
@@ -776,7 +810,7 @@ class TimeBridge(LightningModule):
         hp = self.hparams
         if not self.conditional:
             (index,) = batch
-            noise = PerSampleNoise(index, stream=_SAMPLE_STREAM_OFFSET + hp.seed)
+            noise = PerSampleNoise(index, stream=_stream(_SAMPLE_STREAM, hp.seed))
             x = self.generate(index.shape[0], noise)
             return {"index": index, "samples": self.scaler.inverse_transform(x)}
         index, raw = batch
@@ -785,7 +819,7 @@ class TimeBridge(LightningModule):
             mask = observed & forecast_mask(raw.shape, hp.horizon, device=raw.device)
         else:
             # Each window's mask comes from its own generator: independent of the batching.
-            draws = PerSampleNoise(index, stream=_MASK_STREAM_OFFSET + hp.seed).normal(
+            draws = PerSampleNoise(index, stream=_stream(_MASK_STREAM, hp.seed)).normal(
                 raw.shape, torch.float64, raw.device
             )
             mask = observed & (normal_cdf(draws) >= hp.predict_missing_ratio)
@@ -811,12 +845,17 @@ class _Indexed(Dataset):
 
 
 def _rescale_from(x: Tensor, observed: Tensor) -> Tensor:
-    """Re-scale model-space windows ``(B, L, C)`` from their ``observed`` entries only.
+    """Instance-scale windows ``(B, L, C)`` given in the global model space from their
+    ``observed`` entries.
 
-    Min-max scaling commutes with the affine map between original units and model space, so
-    fitting on the model-space values gives the same windows as fitting on the raw ones.
+    Min-max scaling commutes with the affine map from original units to the global model
+    space, and the global span is 2 there, so this is exactly
+    ``fit_window_scale(raw, observed, span=data_max - data_min)`` on the raw windows: what
+    :meth:`TimeBridge.impute` does at inference, fallbacks for features with fewer than two
+    distinct observed values included.
     """
-    return fit_window_scale(x, observed).transform(x)
+    span = torch.full((x.shape[2],), 2.0, dtype=x.dtype, device=x.device)
+    return fit_window_scale(x, observed, span=span).transform(x)
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -35,9 +35,13 @@ with ``x_t = a_t x_T + b_t X_0 + sqrt(c_t) Z``,
 whose diagonal is estimated with one Rademacher probe ``u`` (Hutchinson's diagonal estimator,
 ``diag J ~ u * J u``) and a forward difference ``J u ~ (D(x_t + eps u) - D(x_t)) / eps``, and the
 step draws ``x_s ~ N(a x_t + b x0_hat, c + b^2 max(v, 0))``. For data whose posterior is
-Gaussian with a diagonal covariance this is the exact transition; otherwise the estimate carries
-the off-diagonal terms of ``J`` as noise. It costs a second predictor call per interval
-(``2n - 1`` in all).
+Gaussian with a diagonal covariance, and ``D`` the exact posterior mean, this is the exact
+transition; otherwise the estimate carries the off-diagonal terms of ``J`` as noise. The
+identity needs ``D = E[X_0 | x_t, x_T]``: a predictor that does not see ``x_T`` (as TimeBridge's
+network) or that estimates a median (an L1 loss) has another Jacobian, and with a random prior
+the estimate is then too small (on a Gaussian by ``(b^2 s_0^2 + c) / (b^2 s_0^2 + a^2 s_T^2 +
+c)``, with ``s_0^2`` and ``s_T^2`` the variances of ``X_0`` and ``X_T``). It costs a second
+predictor call per interval (``2n - 1`` in all).
 
 On a last interval that ends at ``s = 0`` the posterior is a point mass at ``x0_hat``
 (``a = c = 0``, ``b = 1``): the step returns ``x0_hat`` itself. ``n`` intervals cost ``n``
