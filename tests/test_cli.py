@@ -82,3 +82,50 @@ def test_fit_twice_into_same_directory(tmp_path: Path, monkeypatch: pytest.Monke
         metrics = (run_dir / "metrics.csv").read_text()
         assert "train_loss" in metrics.splitlines()[0]
         assert len(metrics.splitlines()) >= 2
+
+
+TINY_TIMEBRIDGE = """
+trainer:
+  max_steps: 2
+  enable_progress_bar: false
+  limit_val_batches: 0
+  logger:
+    class_path: lightning.pytorch.loggers.CSVLogger
+    init_args: {save_dir: ., name: logs, version: tiny}
+  callbacks:
+    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
+      init_args: {save_last: true, save_top_k: 0, every_n_train_steps: 1}
+model:
+  class_path: tsgen.models.TimeBridge
+  init_args:
+    network:
+      class_path: tsgen.nn.TrendSeasonTransformer
+      init_args: {d_model: 8, n_heads: 2, encoder_layers: 1, decoder_layers: 1}
+    prior: {class_path: tsgen.priors.NormalPrior}
+    n_intervals: 3
+    num_samples: 7
+data:
+  class_path: tsgen.data.WindowsDataModule
+  init_args: {path: series.npy, window: 8, batch_size: 8}
+"""
+
+
+@pytest.mark.usefixtures("clean_argv")
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
+def test_predict_arguments_win_over_the_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tsgen predict --ckpt_path ... --model.num_samples 5`` writes 5 samples, although the
+    checkpoint's hyper-parameters say 7 (Lightning alone would use the checkpoint's)."""
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    np.save("series.npy", np.random.default_rng(0).standard_normal((60, 2)).cumsum(axis=0))
+    (tmp_path / "tiny.yaml").write_text(TINY_TIMEBRIDGE)
+    main(["fit", "-c", "tiny.yaml"])
+    checkpoint = "logs/tiny/checkpoints/last.ckpt"
+    main(["predict", "-c", "tiny.yaml", "--ckpt_path", checkpoint, "--output", "seven"])
+    assert np.load("seven/samples.npy").shape == (7, 8, 2)
+    five = ["--model.num_samples", "5", "--output", "five"]
+    main(["predict", "-c", "tiny.yaml", "--ckpt_path", checkpoint, *five])
+    assert np.load("five/samples.npy").shape == (5, 8, 2)

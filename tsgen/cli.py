@@ -16,6 +16,8 @@ works on another CSV; a model without such an argument is simply not linked.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -73,11 +75,52 @@ class TsgenTrainer(Trainer):
 
 
 class TsgenCLI(LightningCLI):
-    """LightningCLI with the datamodule-to-model links of :data:`DATA_LINKS`."""
+    """LightningCLI with the datamodule-to-model links of :data:`DATA_LINKS`, and with model
+    arguments given for this run taking precedence over a checkpoint's.
+
+    With ``--ckpt_path``, Lightning (2.6) rebuilds the model from the checkpoint's
+    hyper-parameters and so ignores ``--model.num_samples 1000`` or a changed sampler in a
+    ``predict`` run (Lightning-AI/pytorch-lightning#21455, open). Here every top-level model
+    argument with a plain value (number, string, boolean, ``None``) that this run sets to
+    something other than the class's default is put back after the checkpoint's values.
+    Nested objects (network, prior, process) always come from the checkpoint.
+    """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for key in DATA_LINKS:
             parser.link_arguments(f"data.{key}", f"model.init_args.{key}", apply_on="instantiate")
+
+    def _parse_ckpt_path(self) -> None:
+        subcommand = self.config.get("subcommand")
+        model = self.config[subcommand].get("model") if subcommand else None
+        given = _explicit_plain_arguments(model)
+        super()._parse_ckpt_path()
+        if not given:
+            return
+        init_args = self.config[subcommand]["model"].get("init_args")
+        for key, value in given.items():
+            if init_args is not None and key in init_args:
+                init_args[key] = value
+
+
+def _explicit_plain_arguments(model: Any) -> dict[str, Any]:
+    """The model's top-level init arguments with a plain value other than the class default."""
+    class_path = getattr(model, "class_path", None)
+    init_args = getattr(model, "init_args", None)
+    if not class_path or init_args is None:
+        return {}
+    module_name, _, class_name = class_path.rpartition(".")
+    model_class = getattr(importlib.import_module(module_name), class_name)
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(model_class.__init__).parameters.items()
+    }
+    plain = (int, float, str, bool, type(None))
+    return {
+        key: value
+        for key, value in vars(init_args).items()
+        if isinstance(value, plain) and key in defaults and value != defaults[key]
+    }
 
 
 def main(args: list[str] | None = None) -> None:
