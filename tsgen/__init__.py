@@ -15,7 +15,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
-_LAZY_SUBMODULES = ("api", "cli", "data", "models", "nn", "priors", "sde")
+_LAZY_SUBMODULES = ("api", "cli", "data", "metrics", "models", "nn", "priors", "sde")
 # Public functions re-exported from submodules, imported on first use: name -> module.
 _LAZY_FUNCTIONS = {"load": "api"}
 

@@ -1,0 +1,249 @@
+"""Tests for tsgen.metrics.conditional: masked point errors, sample CRPS (against the brute-force
+O(S^2) formula and the Gaussian closed form) and CSDI's normalised quantile CRPS."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from tsgen.metrics.conditional import (
+    DEFAULT_QUANTILES,
+    crps_samples,
+    masked_mae,
+    masked_mse,
+    normalized_quantile_crps,
+)
+
+
+def _brute_force_crps(samples: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-entry V-statistic CRPS with the explicit S x S pairwise tensor, (B, L, C)."""
+    abs_err = (samples - target.unsqueeze(1)).abs().mean(dim=1)
+    pair = (samples.unsqueeze(1) - samples.unsqueeze(2)).abs().mean(dim=(1, 2))
+    return abs_err - 0.5 * pair
+
+
+def _csdi_reference(samples, target, mask, quantiles) -> float:
+    """Loop-based transcription of CSDI's calc_quantile_CRPS (Tashiro et al. 2021)."""
+    eval_points = mask.double()
+    denom = (target * eval_points).abs().sum()
+    total = 0.0
+    for q in quantiles:
+        forecast = torch.quantile(samples, q, dim=1)
+        loss = 2 * torch.sum(
+            torch.abs((forecast - target) * eval_points * ((target <= forecast).double() - q))
+        )  # CSDI writes ``(target <= forecast) * 1.0``, which is float32; .double() keeps 1e-10
+        total += float(loss / denom)
+    return total / len(quantiles)
+
+
+# ------------------------------------------------------------------------------------------
+# masked_mse / masked_mae
+# ------------------------------------------------------------------------------------------
+
+
+def test_point_metrics_hand_values_and_nan_outside_mask_ignored() -> None:
+    target = torch.tensor([[[1.0, float("nan")], [3.0, 4.0]]])  # (1, 2, 2)
+    prediction = torch.tensor([[[2.0, 100.0], [1.0, float("nan")]]])
+    mask = torch.tensor([[[True, False], [True, False]]])
+    # Scored errors: 1 and -2.
+    assert masked_mse(prediction, target, mask).item() == pytest.approx((1 + 4) / 2)
+    assert masked_mae(prediction, target, mask).item() == pytest.approx((1 + 2) / 2)
+    assert masked_mse(prediction, target, mask).shape == ()
+
+
+def test_valid_mask_restricts_scored_entries() -> None:
+    gen = torch.Generator().manual_seed(0)
+    prediction = torch.randn(3, 5, 2, generator=gen)
+    target = torch.randn(3, 5, 2, generator=gen)
+    mask = torch.rand(3, 5, 2, generator=gen) < 0.6
+    mask[:, 0] = True
+    valid = torch.ones(3, 5, dtype=torch.bool)
+    valid[1, 3:] = False
+    target[1, 3:] = float("nan")  # padding may hold anything
+    expected_scored = mask & valid.unsqueeze(-1)
+    err = (prediction - torch.nan_to_num(target)).square()
+    expected = err[expected_scored].mean()
+    assert torch.allclose(masked_mse(prediction, target, mask, valid=valid), expected)
+    full_valid = valid.unsqueeze(-1).expand(-1, -1, 2)
+    assert torch.allclose(masked_mse(prediction, target, mask, valid=full_valid), expected)
+
+
+def test_point_metric_errors() -> None:
+    x = torch.zeros(2, 3, 4)
+    mask = torch.ones(2, 3, 4, dtype=torch.bool)
+    with pytest.raises(ValueError, match="no entry is scored"):
+        masked_mse(x, x, torch.zeros_like(mask))
+    with pytest.raises(ValueError, match="no entry is scored"):
+        masked_mae(x, x, mask, valid=torch.zeros(2, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"prediction shape \(2, 3, 5\).*target shape \(2, 3, 4\)"):
+        masked_mse(torch.zeros(2, 3, 5), x, mask)
+    with pytest.raises(ValueError, match=r"mask shape \(2, 3\)"):
+        masked_mse(x, x, mask[..., 0])
+    with pytest.raises(ValueError, match="valid shape"):
+        masked_mse(x, x, mask, valid=torch.ones(2, 4, dtype=torch.bool))
+    with pytest.raises(TypeError, match="mask must be a bool tensor"):
+        masked_mse(x, x, mask.float())
+    bad = x.clone()
+    bad[0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="target has non-finite values at scored entries"):
+        masked_mae(x, bad, mask)
+    with pytest.raises(ValueError, match="prediction has non-finite"):
+        masked_mae(bad, x, mask)
+
+
+# ------------------------------------------------------------------------------------------
+# crps_samples
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_samples", [1, 2, 7, 64])
+def test_crps_sort_formula_matches_brute_force(num_samples: int) -> None:
+    gen = torch.Generator().manual_seed(num_samples)
+    samples = torch.randn(3, num_samples, 6, 2, generator=gen, dtype=torch.float64)
+    samples[0, :, 0, 0] = 0.5  # ties
+    target = torch.randn(3, 6, 2, generator=gen, dtype=torch.float64)
+    mask = torch.rand(3, 6, 2, generator=gen) < 0.5
+    mask[0, 0, 0] = True
+    expected = _brute_force_crps(samples, target)[mask].mean()
+    got = crps_samples(samples, target, mask)
+    assert got.shape == ()
+    assert torch.allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_crps_one_sample_is_absolute_error_and_nan_outside_mask_ignored() -> None:
+    gen = torch.Generator().manual_seed(1)
+    samples = torch.randn(2, 1, 4, 3, generator=gen)
+    target = torch.randn(2, 4, 3, generator=gen)
+    mask = torch.rand(2, 4, 3, generator=gen) < 0.5
+    mask[0, 0, 0] = True
+    target[~mask] = float("nan")
+    for b in range(2):  # unscored samples may be anything, too
+        samples[b, :, ~mask[b]] = float("inf")
+    expected = masked_mae(torch.nan_to_num(samples[:, 0], posinf=0.0), target, mask)
+    assert torch.allclose(crps_samples(samples, target, mask), expected)
+
+
+def _gaussian_crps(mu: torch.Tensor, sigma: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Closed-form CRPS of N(mu, sigma^2) at y (Gneiting & Raftery 2007, eq. 5)."""
+    z = (y - mu) / sigma
+    normal = torch.distributions.Normal(0.0, 1.0)
+    pdf = normal.log_prob(z).exp()
+    return sigma * (z * (2 * normal.cdf(z) - 1) + 2 * pdf - 1 / math.sqrt(math.pi))
+
+
+def test_crps_matches_gaussian_closed_form() -> None:
+    gen = torch.Generator().manual_seed(2)
+    S, L, C = 4000, 20, 3
+    mu = 3 * torch.randn(1, L, C, generator=gen, dtype=torch.float64)
+    sigma = 0.2 + 2 * torch.rand(1, L, C, generator=gen, dtype=torch.float64)
+    y = mu + sigma * 2 * torch.randn(1, L, C, generator=gen, dtype=torch.float64)
+    samples = mu.unsqueeze(1) + sigma.unsqueeze(1) * torch.randn(
+        1, S, L, C, generator=gen, dtype=torch.float64
+    )
+    closed = _gaussian_crps(mu, sigma, y)
+    # The V-statistic (i = j pairs included) overestimates the CRPS of the predictive by
+    # 0.5 E|X - X'| / S = sigma / (S sqrt(pi)).
+    bias = sigma / (S * math.sqrt(math.pi))
+    ones = torch.ones(1, L, C, dtype=torch.bool)
+    for index in range(L * C):  # entry by entry, against the per-entry Monte Carlo error
+        entry = torch.zeros(L * C, dtype=torch.bool)
+        entry[index] = True
+        entry = entry.view(1, L, C) & ones
+        got = crps_samples(samples, y, entry)
+        # The estimator's standard deviation is at most sigma / sqrt(S) (|X - y| and the pair
+        # term are both 1-Lipschitz in each sample); allow 5 of them.
+        tol = 5 * sigma[entry].item() / math.sqrt(S)
+        assert abs(got.item() - (closed + bias)[entry].item()) < tol
+    mean_closed = (closed + bias).mean()
+    # Averaged over 60 independent entries the error shrinks by ~sqrt(60).
+    tol = 5 * sigma.max().item() / math.sqrt(S * L * C)
+    assert abs(crps_samples(samples, y, ones).item() - mean_closed.item()) < tol
+
+
+def test_crps_is_the_v_statistic_bias_visible_at_small_s() -> None:
+    # With S = 10 the V-statistic bias sigma / (S sqrt(pi)) = 0.0564 is far above the Monte Carlo
+    # error of the mean over 200 000 entries (~0.001), so this distinguishes it from the unbiased
+    # U-statistic (which would agree with the closed form).
+    gen = torch.Generator().manual_seed(3)
+    S, L = 10, 200_000
+    y = torch.randn(1, L, 1, generator=gen, dtype=torch.float64)
+    samples = torch.randn(1, S, L, 1, generator=gen, dtype=torch.float64)
+    mask = torch.ones(1, L, 1, dtype=torch.bool)
+    closed = _gaussian_crps(torch.zeros(()), torch.ones(()), y).mean().item()
+    bias = 1 / (S * math.sqrt(math.pi))
+    assert abs(crps_samples(samples, y, mask).item() - (closed + bias)) < 0.01
+
+
+def test_crps_validation() -> None:
+    target = torch.zeros(2, 3, 4)
+    mask = torch.ones(2, 3, 4, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"samples shape \(2, 5, 3, 3\).*target shape \(2, 3, 4\)"):
+        crps_samples(torch.zeros(2, 5, 3, 3), target, mask)
+    with pytest.raises(ValueError, match=r"samples shape \(2, 3, 4\)"):
+        crps_samples(torch.zeros(2, 3, 4), target, mask)
+    bad = torch.zeros(2, 5, 3, 4)
+    bad[1, 2, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="samples has non-finite"):
+        crps_samples(bad, target, mask)
+    with pytest.raises(ValueError, match="no entry is scored"):
+        crps_samples(torch.zeros(2, 5, 3, 4), target, torch.zeros_like(mask))
+
+
+# ------------------------------------------------------------------------------------------
+# normalized_quantile_crps
+# ------------------------------------------------------------------------------------------
+
+
+def test_quantile_crps_hand_computed() -> None:
+    # Entry A: samples [0, 2], y = 3.  q=0.25 -> F=0.5, loss |(0.5-3)(0-0.25)| = 0.625;
+    #                                   q=0.75 -> F=1.5, loss |(1.5-3)(0-0.75)| = 1.125.
+    # Entry B: samples [-1, 1], y = -2. q=0.25 -> F=-0.5, loss |(1.5)(1-0.25)| = 1.125;
+    #                                   q=0.75 -> F=0.5, loss |(2.5)(1-0.75)| = 0.625.
+    # Entry C is not scored (NaN target). sum|y| = 5; each level: 2 * 1.75 / 5 = 0.7.
+    samples = torch.tensor([[[[0.0, -1.0, 9.0]], [[2.0, 1.0, 9.0]]]])  # (1, 2, 1, 3)
+    target = torch.tensor([[[3.0, -2.0, float("nan")]]])
+    mask = torch.tensor([[[True, True, False]]])
+    got = normalized_quantile_crps(samples, target, mask, quantiles=(0.25, 0.75))
+    assert got.item() == pytest.approx(0.7)
+
+
+def test_quantile_crps_matches_csdi_reference() -> None:
+    gen = torch.Generator().manual_seed(4)
+    samples = torch.randn(3, 50, 8, 2, generator=gen, dtype=torch.float64)
+    target = torch.randn(3, 8, 2, generator=gen, dtype=torch.float64)
+    mask = torch.rand(3, 8, 2, generator=gen) < 0.4
+    mask[0, 0, 0] = True
+    got = normalized_quantile_crps(samples, target, mask)
+    assert len(DEFAULT_QUANTILES) == 19
+    assert DEFAULT_QUANTILES[0] == 0.05 and DEFAULT_QUANTILES[-1] == 0.95
+    assert list(DEFAULT_QUANTILES) == pytest.approx([0.05 * i for i in range(1, 20)], abs=1e-12)
+    expected = _csdi_reference(samples, target, mask, DEFAULT_QUANTILES)
+    assert got.item() == pytest.approx(expected, rel=1e-10)
+
+
+def test_quantile_crps_validation() -> None:
+    samples = torch.ones(1, 4, 2, 2)
+    target = torch.zeros(1, 2, 2)
+    mask = torch.ones(1, 2, 2, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"sum of \|target\|"):
+        normalized_quantile_crps(samples, target, mask)
+    with pytest.raises(ValueError, match="quantiles"):
+        normalized_quantile_crps(samples, target + 1, mask, quantiles=(0.5, 1.0))
+
+
+@pytest.mark.gpu
+def test_metrics_on_cuda_match_cpu() -> None:
+    gen = torch.Generator().manual_seed(5)
+    samples = torch.randn(2, 16, 5, 3, generator=gen)
+    target = torch.randn(2, 5, 3, generator=gen)
+    mask = torch.rand(2, 5, 3, generator=gen) < 0.5
+    mask[0, 0, 0] = True
+    for fn in (crps_samples, normalized_quantile_crps):
+        cpu = fn(samples, target, mask)
+        gpu = fn(samples.cuda(), target.cuda(), mask.cuda())
+        assert gpu.device.type == "cuda"
+        assert torch.allclose(gpu.cpu(), cpu, atol=1e-5)
+    got = masked_mse(samples[:, 0].cuda(), target.cuda(), mask.cuda())
+    assert torch.allclose(got.cpu(), masked_mse(samples[:, 0], target, mask), atol=1e-6)

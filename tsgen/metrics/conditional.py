@@ -1,0 +1,262 @@
+"""Metrics for conditional tasks (imputation, forecasting, irregular series): point errors and
+probabilistic scores restricted to the entries being predicted.
+
+Mask convention (shared by every function here): ``mask`` is a boolean tensor of the target's
+shape ``(B, L, C)`` and ``mask[b, l, c]`` is **True where the entry is scored**, i.e. the
+unobserved (held-out) entries the model had to fill in. Observed, conditioning entries must be
+False. An optional ``valid`` mask, ``(B, L)`` or ``(B, L, C)``, marks the real (non-padding)
+time steps of variable-length series; an entry is scored only where ``mask & valid``. Values of
+``target``, ``prediction`` and ``samples`` outside the scored entries are never read into the
+result, so they may be NaN (missing ground truth, padding).
+
+All functions are vectorised, keep the inputs' device, and return a 0-d tensor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "DEFAULT_QUANTILES",
+    "crps_samples",
+    "masked_mae",
+    "masked_mse",
+    "normalized_quantile_crps",
+]
+
+#: The 19 quantile levels 0.05, 0.10, ..., 0.95 of CSDI's evaluation (Tashiro et al. 2021).
+DEFAULT_QUANTILES: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 20))
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------
+
+
+def _check_float(name: str, x: object) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor; got dtype {x.dtype}")
+    return x
+
+
+def _scored_entries(
+    target: Tensor, mask: object, valid: Tensor | None, device: torch.device
+) -> Tensor:
+    """The boolean ``(B, L, C)`` tensor of scored entries, ``mask & valid``, after checking
+    shapes and dtypes; raises if no entry is scored."""
+    if target.dim() != 3:
+        raise ValueError(f"target must have shape (B, L, C); got {tuple(target.shape)}")
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+        got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
+        raise TypeError(f"mask must be a bool tensor (True = entry is scored); got {got}")
+    if mask.shape != target.shape:
+        raise ValueError(
+            f"mask shape {tuple(mask.shape)} does not match target shape {tuple(target.shape)}"
+        )
+    scored = mask.to(device)
+    if valid is not None:
+        if not isinstance(valid, Tensor) or valid.dtype != torch.bool:
+            got = valid.dtype if isinstance(valid, Tensor) else type(valid).__name__
+            raise TypeError(f"valid must be a bool tensor (True = real time step); got {got}")
+        if valid.shape == target.shape[:2]:
+            valid = valid.unsqueeze(-1)  # (B, L) -> (B, L, 1): padding covers every channel
+        elif valid.shape != target.shape:
+            raise ValueError(
+                f"valid shape {tuple(valid.shape)} must be (B, L) = {tuple(target.shape[:2])} "
+                f"or the target shape {tuple(target.shape)}"
+            )
+        scored = scored & valid.to(device)
+    if not bool(scored.any()):
+        raise ValueError("no entry is scored: mask (& valid) is False everywhere")
+    return scored
+
+
+def _check_finite_where_scored(name: str, x: Tensor, scored: Tensor) -> None:
+    # ``scored`` broadcasts against ``x``: (B, L, C) for point inputs, (B, 1, L, C) for samples.
+    if not bool(torch.isfinite(x).logical_or(~scored).all()):
+        raise ValueError(f"{name} has non-finite values at scored entries")
+
+
+def _point_inputs(
+    prediction: object, target: object, mask: object, valid: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    prediction = _check_float("prediction", prediction)
+    target = _check_float("target", target)
+    if prediction.shape != target.shape:
+        raise ValueError(
+            f"prediction shape {tuple(prediction.shape)} does not match "
+            f"target shape {tuple(target.shape)}"
+        )
+    scored = _scored_entries(target, mask, valid, prediction.device)
+    target = target.to(prediction.device)
+    _check_finite_where_scored("prediction", prediction, scored)
+    _check_finite_where_scored("target", target, scored)
+    return prediction, target, scored
+
+
+def _sample_inputs(
+    samples: object, target: object, mask: object, valid: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    samples = _check_float("samples", samples)
+    target = _check_float("target", target)
+    if samples.dim() != 4 or samples.shape[:1] + samples.shape[2:] != target.shape:
+        raise ValueError(
+            f"samples shape {tuple(samples.shape)} must be (B, S, L, C) with (B, L, C) equal to "
+            f"the target shape {tuple(target.shape)}"
+        )
+    if samples.shape[1] < 1:
+        raise ValueError("samples must hold at least one sample per series (S >= 1)")
+    scored = _scored_entries(target, mask, valid, samples.device)
+    target = target.to(samples.device)
+    _check_finite_where_scored("samples", samples, scored.unsqueeze(1))
+    _check_finite_where_scored("target", target, scored)
+    return samples, target, scored
+
+
+def _masked_mean(values: Tensor, scored: Tensor) -> Tensor:
+    # torch.where, not ``values * scored``: NaN * 0 is NaN, so a NaN outside the scored entries
+    # (missing ground truth, padding) would otherwise leak into the sum.
+    zero = torch.zeros((), dtype=values.dtype, device=values.device)
+    return torch.where(scored, values, zero).sum() / scored.sum()
+
+
+# --------------------------------------------------------------------------------------------
+# Point metrics
+# --------------------------------------------------------------------------------------------
+
+
+def masked_mse(
+    prediction: Tensor, target: Tensor, mask: Tensor, valid: Tensor | None = None
+) -> Tensor:
+    """Mean squared error over the scored entries.
+
+    Args:
+        prediction: ``(B, L, C)`` point prediction (e.g. the median of the samples).
+        target: ``(B, L, C)`` ground truth; may be NaN outside the scored entries.
+        mask: ``(B, L, C)`` bool, True where the entry is scored (the unobserved entries).
+        valid: optional ``(B, L)`` or ``(B, L, C)`` bool, False on padding; restricts ``mask``.
+
+    Returns:
+        0-d tensor: ``sum_{scored} (prediction - target)^2 / #scored``.
+    """
+    prediction, target, scored = _point_inputs(prediction, target, mask, valid)
+    return _masked_mean((prediction - target).square(), scored)
+
+
+def masked_mae(
+    prediction: Tensor, target: Tensor, mask: Tensor, valid: Tensor | None = None
+) -> Tensor:
+    """Mean absolute error over the scored entries; arguments as in :func:`masked_mse`.
+
+    Returns:
+        0-d tensor: ``sum_{scored} |prediction - target| / #scored``.
+    """
+    prediction, target, scored = _point_inputs(prediction, target, mask, valid)
+    return _masked_mean((prediction - target).abs(), scored)
+
+
+# --------------------------------------------------------------------------------------------
+# Probabilistic metrics
+# --------------------------------------------------------------------------------------------
+
+
+def crps_samples(
+    samples: Tensor, target: Tensor, mask: Tensor, valid: Tensor | None = None
+) -> Tensor:
+    """Sample CRPS, averaged over the scored entries.
+
+    Per entry, with samples ``X_1..X_S`` and observation ``y`` (Gneiting & Raftery 2007, eq. 21,
+    the energy form of the CRPS)::
+
+        CRPS = mean_s |X_s - y| - 0.5 * mean_{s, s'} |X_s - X_s'|
+
+    where the second mean runs over all ``S^2`` ordered pairs *including* ``s = s'`` (the
+    V-statistic). This is exactly the CRPS of the empirical distribution of the samples; as an
+    estimate of the CRPS of the model's predictive distribution it is biased upwards by
+    ``0.5 E|X - X'| / S`` (= ``sigma / (S sqrt(pi))`` for a Gaussian), which vanishes as S grows.
+    Lower is better; with ``S = 1`` it reduces to the absolute error.
+
+    The pairwise term is computed in ``O(S log S)`` per entry rather than with an ``S^2`` tensor:
+    for sorted ``x_(1) <= ... <= x_(S)``, ``sum_{i<j} (x_(j) - x_(i)) = sum_j (2j - S - 1) x_(j)``
+    (1-based ``j``), and ``sum_{s, s'} |X_s - X_s'|`` is twice that.
+
+    Args:
+        samples: ``(B, S, L, C)``, S draws from the model per series.
+        target: ``(B, L, C)`` ground truth; may be NaN outside the scored entries.
+        mask: ``(B, L, C)`` bool, True where the entry is scored (the unobserved entries).
+        valid: optional ``(B, L)`` or ``(B, L, C)`` bool, False on padding; restricts ``mask``.
+
+    Returns:
+        0-d tensor, the mean CRPS over scored entries.
+    """
+    samples, target, scored = _sample_inputs(samples, target, mask, valid)
+    S = samples.shape[1]
+    # Non-finite samples at unscored entries would poison the sort-based sum of that entry only,
+    # which torch.where discards below; zero them anyway so no inf - inf arithmetic happens.
+    samples = torch.where(scored.unsqueeze(1), samples, torch.zeros_like(samples))
+    safe_target = torch.where(scored, target, torch.zeros_like(target))
+
+    abs_err = (samples - safe_target.unsqueeze(1)).abs().mean(dim=1)  # (B, L, C)
+    x_sorted = samples.sort(dim=1).values
+    j = torch.arange(1, S + 1, dtype=samples.dtype, device=samples.device)
+    weights = (2.0 * j - S - 1.0).view(1, S, 1, 1)
+    # 0.5 * mean_{s,s'} |X_s - X_s'| = 0.5 * (2 / S^2) * sum_j (2j - S - 1) x_(j).
+    half_mean_pair = (weights * x_sorted).sum(dim=1) / (S * S)
+    return _masked_mean(abs_err - half_mean_pair, scored)
+
+
+def normalized_quantile_crps(
+    samples: Tensor,
+    target: Tensor,
+    mask: Tensor,
+    quantiles: Sequence[float] = DEFAULT_QUANTILES,
+    valid: Tensor | None = None,
+) -> Tensor:
+    """CSDI's normalised quantile CRPS (Tashiro et al. 2021, ``calc_quantile_CRPS``).
+
+    The CRPS is approximated by the quantile (pinball) loss averaged over ``quantiles``, summed
+    (not averaged) over scored entries and normalised by ``sum_{scored} |target|`` so that
+    datasets of different scales are comparable::
+
+        mean_q [ 2 * sum_{scored} rho_q(y - F^{-1}(q)) / sum_{scored} |y| ],
+        rho_q(u) = u * (q - 1{u < 0})
+
+    where ``F^{-1}(q)`` is the empirical q-quantile of the samples (``torch.quantile``, linear
+    interpolation, as in CSDI). Note CSDI's ``(target <= forecast)`` indicator: at ``y = F^{-1}``
+    the loss is zero either way, so the ties do not matter. Lower is better.
+
+    Args:
+        samples: ``(B, S, L, C)``, S draws from the model per series.
+        target: ``(B, L, C)`` ground truth; may be NaN outside the scored entries.
+        mask: ``(B, L, C)`` bool, True where the entry is scored (the unobserved entries).
+        quantiles: levels in ``(0, 1)``; default the 19 levels 0.05, 0.10, ..., 0.95.
+        valid: optional ``(B, L)`` or ``(B, L, C)`` bool, False on padding; restricts ``mask``.
+
+    Returns:
+        0-d tensor.
+    """
+    samples, target, scored = _sample_inputs(samples, target, mask, valid)
+    levels = [float(q) for q in quantiles]
+    if not levels or not all(0.0 < q < 1.0 for q in levels):
+        raise ValueError(
+            f"quantiles must be a non-empty sequence of levels in (0, 1); got {levels}"
+        )
+    zero = torch.zeros((), dtype=target.dtype, device=target.device)
+    safe_target = torch.where(scored, target, zero)
+    denominator = safe_target.abs().sum()
+    if not bool(denominator > 0):
+        raise ValueError("sum of |target| over the scored entries is 0; cannot normalise")
+    samples = torch.where(scored.unsqueeze(1), samples, torch.zeros_like(samples))
+
+    q = torch.tensor(levels, dtype=samples.dtype, device=samples.device)
+    forecast = torch.quantile(samples, q, dim=1)  # (Q, B, L, C)
+    indicator = (safe_target <= forecast).to(samples.dtype)
+    # |(F^{-1}(q) - y) (1{y <= F^{-1}(q)} - q)| is the pinball loss rho_q(y - F^{-1}(q)).
+    loss = ((forecast - safe_target) * (indicator - q.view(-1, 1, 1, 1))).abs()
+    per_level = 2.0 * torch.where(scored, loss, zero).sum(dim=(1, 2, 3)) / denominator
+    return per_level.mean()
