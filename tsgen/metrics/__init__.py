@@ -6,10 +6,12 @@ This first part holds the metrics that need no trained encoder or classifier:
   autocorrelation and power-spectrum distances, RBF-kernel MMD;
 - :mod:`.conditional`: imputation and forecasting: masked MSE / MAE, the sample CRPS and CSDI's
   normalised quantile CRPS;
-- :mod:`.frechet`: Gaussian fits and the Frechet distance (the last step of Context-FID).
+- :mod:`.frechet`: Gaussian fits and the Frechet distance (the last step of Context-FID);
+- :mod:`.correlational`: the papers' correlational score, all repeats at once;
+- :mod:`.intervals`: the papers' mean +- 95% t-interval over repeats.
 
-The papers' protocol (Context-FID with TS2Vec, correlational, discriminative, predictive scores)
-and ``evaluate`` come next (issue 4).
+Context-FID (TS2Vec), the discriminative and predictive scores and ``evaluate`` come next
+(issue 4).
 """
 
 from tsgen.metrics.conditional import (
@@ -19,6 +21,7 @@ from tsgen.metrics.conditional import (
     masked_mse,
     normalized_quantile_crps,
 )
+from tsgen.metrics.correlational import correlational_score, mean_cross_correlation
 from tsgen.metrics.distances import (
     acf_distance,
     autocorrelation,
@@ -28,20 +31,25 @@ from tsgen.metrics.distances import (
     spectrum_distance,
 )
 from tsgen.metrics.frechet import frechet_distance, frechet_distance_from_samples, gaussian_fit
+from tsgen.metrics.intervals import format_interval, t_interval
 
 __all__ = [
     "DEFAULT_QUANTILES",
     "acf_distance",
     "autocorrelation",
+    "correlational_score",
     "crps_samples",
+    "format_interval",
     "frechet_distance",
     "frechet_distance_from_samples",
     "gaussian_fit",
     "marginal_wasserstein",
     "masked_mae",
     "masked_mse",
+    "mean_cross_correlation",
     "mmd_rbf",
     "normalized_quantile_crps",
     "power_spectrum",
     "spectrum_distance",
+    "t_interval",
 ]
