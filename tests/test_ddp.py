@@ -78,7 +78,7 @@ SCRIPT = textwrap.dedent(
             self._save(trainer)
 
         def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *args):
-            self.batches.append([batch_idx, batch[0].tolist()])
+            self.batches.append([batch_idx, outputs["index"].tolist()])
 
         def on_predict_end(self, trainer, pl_module):
             out = Path(self.name)

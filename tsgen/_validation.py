@@ -3,7 +3,14 @@ imports nothing else from tsgen)."""
 
 from __future__ import annotations
 
-__all__ = ["check_int"]
+__all__ = ["check_choice", "check_int"]
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices``, else a ``ValueError`` naming ``name``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}; got {value!r}")
+    return value
 
 
 def check_int(name: str, value: object, minimum: int = 1) -> int:

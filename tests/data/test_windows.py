@@ -21,7 +21,7 @@ from lightning.pytorch.utilities.data import _update_dataloader
 from torch.utils.data import BatchSampler, DataLoader
 
 from tsgen.data import EpochShuffleSampler, ResumableDataLoader, WindowsDataModule, sliding_windows
-from tsgen.data.windows import _WindowDataset
+from tsgen.data.windows import WholeBatchDataset
 
 
 def write_csv(name: str, data: np.ndarray, header: str = "a,b") -> str:
@@ -306,9 +306,9 @@ def test_loader_state_resumes_mid_epoch_without_loading_skipped_batches(
     assert state == {"epoch": epoch, "batches": taken}
 
     loads = []
-    getitems = _WindowDataset.__getitems__
+    getitems = WholeBatchDataset.__getitems__
     monkeypatch.setattr(
-        _WindowDataset, "__getitems__", lambda self, i: loads.append(i) or getitems(self, i)
+        WholeBatchDataset, "__getitems__", lambda self, i: loads.append(i) or getitems(self, i)
     )
     resumed = ramp_module().train_dataloader()
     resumed.load_state_dict(state)

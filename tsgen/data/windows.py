@@ -28,9 +28,11 @@ from tsgen.data.series import load_series, select_columns
 __all__ = [
     "EpochShuffleSampler",
     "ResumableDataLoader",
+    "WholeBatchDataset",
     "WindowSplit",
     "WindowsDataModule",
     "sliding_windows",
+    "whole_batch",
 ]
 
 ArrayT = TypeVar("ArrayT", np.ndarray, Tensor)
@@ -87,25 +89,36 @@ class WindowSplit:
     scale: WindowScale | None
 
 
-class _WindowDataset(Dataset):
-    """Windows served whole batches at a time (``__getitems__``), not item by item."""
+class WholeBatchDataset(Dataset):
+    """Rows of tensors with a common first dimension, served a whole batch at a time
+    (``__getitems__`` indexes each tensor once), not item by item. An item or batch is the one
+    tensor's rows, or a tuple of every tensor's rows. Load it with ``collate_fn=whole_batch``."""
 
-    def __init__(self, split: WindowSplit) -> None:
-        self.values, self.mask = split.values, split.mask
+    def __init__(self, *tensors: Tensor) -> None:
+        if not tensors or len({t.shape[0] for t in tensors}) != 1:
+            raise ValueError(
+                "WholeBatchDataset needs one or more tensors with a common first dimension; got "
+                f"shapes {[tuple(t.shape) for t in tensors]}"
+            )
+        self.tensors = tensors
 
     def __len__(self) -> int:
-        return self.values.shape[0]
+        return self.tensors[0].shape[0]
 
-    def __getitem__(self, index: int) -> Tensor | tuple[Tensor, Tensor]:
-        return self.values[index] if self.mask is None else (self.values[index], self.mask[index])
+    def _rows(self, index: int | Tensor) -> Tensor | tuple[Tensor, ...]:
+        rows = tuple(t[index] for t in self.tensors)
+        return rows[0] if len(rows) == 1 else rows
 
-    def __getitems__(self, indices: list[int]) -> Tensor | tuple[Tensor, Tensor]:
-        index = torch.as_tensor(indices)
-        return self.values[index] if self.mask is None else (self.values[index], self.mask[index])
+    def __getitem__(self, index: int) -> Tensor | tuple[Tensor, ...]:
+        return self._rows(index)
+
+    def __getitems__(self, indices: list[int]) -> Tensor | tuple[Tensor, ...]:
+        return self._rows(torch.as_tensor(indices))
 
 
-def _whole_batch(batch: Tensor | tuple[Tensor, Tensor]) -> Tensor | tuple[Tensor, Tensor]:
-    """Collation for :class:`_WindowDataset`, whose ``__getitems__`` already returns a batch."""
+def whole_batch(batch: Tensor | tuple[Tensor, ...]) -> Tensor | tuple[Tensor, ...]:
+    """Collation for :class:`WholeBatchDataset`, whose ``__getitems__`` already returns a
+    batch."""
     return batch
 
 
@@ -400,11 +413,12 @@ class WindowsDataModule(LightningDataModule):
         return WindowSplit(values.nan_to_num(0.0).float(), mask, raw, scale)
 
     def _loader(self, split: WindowSplit, shuffle: bool) -> DataLoader:
-        dataset = _WindowDataset(split)
+        tensors = (split.values,) if split.mask is None else (split.values, split.mask)
+        dataset = WholeBatchDataset(*tensors)
         kwargs = {
             "batch_size": self.batch_size,
             "num_workers": self.num_workers,
-            "collate_fn": _whole_batch,
+            "collate_fn": whole_batch,
         }
         if not shuffle:
             return DataLoader(dataset, **kwargs)
@@ -443,7 +457,7 @@ class WindowsDataModule(LightningDataModule):
             batch_size=getattr(model, "prediction_batch_size", self.batch_size),
             shuffle=False,
             num_workers=self.num_workers,
-            collate_fn=_whole_batch,
+            collate_fn=whole_batch,
         )
 
 

@@ -26,10 +26,10 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from tsgen._arrays import numpy_in_numpy_out
-from tsgen._validation import check_int
+from tsgen._validation import check_choice, check_int
 from tsgen.data.masks import forecast_mask, random_missing_mask, sample_missing_ratios
 from tsgen.data.scaling import MinMaxScaler, WindowScale, fit_window_scale
-from tsgen.data.windows import WindowSplit
+from tsgen.data.windows import WholeBatchDataset, WindowSplit
 from tsgen.models.ema import EMA
 from tsgen.models.losses import default_fourier_weight, l1_fourier_loss
 from tsgen.models.schedule import WarmupReduceOnPlateau
@@ -202,12 +202,12 @@ class TimeBridge(LightningModule):
             ("seed", seed, 0),
         ):
             check_int(name, value, minimum=minimum)
-        _check_choice("task", task, ("generate", "impute", "forecast"))
-        _check_choice("scaling", scaling, ("global", "instance"))
-        _check_choice("loss_weight", loss_weight, ("bridge", "uniform"))
-        _check_choice("sampler", sampler, ("hybrid", "sde", "ode", "ancestral"))
-        _check_choice("observed_reset", observed_reset, ("marginal", "exact"))
-        _check_choice("posterior_variance", posterior_variance, ("none", "diagonal"))
+        check_choice("task", task, ("generate", "impute", "forecast"))
+        check_choice("scaling", scaling, ("global", "instance"))
+        check_choice("loss_weight", loss_weight, ("bridge", "uniform"))
+        check_choice("sampler", sampler, ("hybrid", "sde", "ode", "ancestral"))
+        check_choice("observed_reset", observed_reset, ("marginal", "exact"))
+        check_choice("posterior_variance", posterior_variance, ("none", "diagonal"))
         horizon_ok = not isinstance(horizon, bool) and isinstance(horizon, int)
         if task == "forecast" and not (horizon_ok and 1 <= horizon < window):
             raise ValueError(
@@ -258,7 +258,7 @@ class TimeBridge(LightningModule):
         self._accumulated_loss: Tensor | None = None
         self._accumulated_count = 0
         # The mean loss of the last optimizer step over its micro-batches and all ranks.
-        self._step_loss: Tensor | None = None
+        self._step_loss = math.inf
 
     # ----------------------------------------------------------------------------------- set-up
 
@@ -342,7 +342,7 @@ class TimeBridge(LightningModule):
     def lr_scheduler_step(self, scheduler: WarmupReduceOnPlateau, metric: Any) -> None:
         # Driven by the training loss of this optimizer step, averaged over its micro-batches
         # and over the ranks, so that every rank takes the same decisions.
-        scheduler.step(float(self._step_loss) if self._step_loss is not None else math.inf)
+        scheduler.step(self._step_loss)
 
     # --------------------------------------------------------------------------------- training
 
@@ -451,12 +451,13 @@ class TimeBridge(LightningModule):
         # ranks (one collective and one host sync per step).
         loss = self._accumulated_loss / max(self._accumulated_count, 1)
         trainer = self._trainer
-        self._step_loss = trainer.strategy.reduce(loss, reduce_op="mean") if trainer else loss
+        reduced = trainer.strategy.reduce(loss, reduce_op="mean") if trainer else loss
+        self._step_loss = float(reduced)  # the step's one host read, shared with the schedule
         self._accumulated_loss, self._accumulated_count = None, 0
         # A non-finite loss would poison the weights (and every later checkpoint): stop here,
         # before the step, so the last checkpoint written stays good. Every rank sees the same
         # reduced value, so all of them stop together.
-        if not bool(torch.isfinite(self._step_loss)):
+        if not math.isfinite(self._step_loss):
             callback = trainer.checkpoint_callback if trainer else None
             last = getattr(callback, "last_model_path", "") or getattr(
                 callback, "best_model_path", ""
@@ -796,8 +797,8 @@ class TimeBridge(LightningModule):
         and original-unit windows of ``split`` (the test split), each completed ``num_samples``
         times."""
         if not self.conditional:
-            return _Indexed(torch.arange(self.hparams.num_samples))
-        return _Indexed(torch.arange(split.raw.shape[0]), split.raw)
+            return WholeBatchDataset(torch.arange(self.hparams.num_samples))
+        return WholeBatchDataset(torch.arange(split.raw.shape[0]), split.raw)
 
     @property
     def prediction_batch_size(self) -> int:
@@ -805,13 +806,16 @@ class TimeBridge(LightningModule):
         per_item = self.hparams.num_samples if self.conditional else 1
         return max(1, self.hparams.sample_batch_size // per_item)
 
-    def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> dict[str, Tensor]:
-        """Returns ``index (B,)`` and ``samples`` in original units: ``(B, L, C)`` for
-        ``"generate"``, ``(B, num_samples, L, C)`` otherwise, with the task's ``mask``
-        ``(B, L, C)`` (True where the model was given the value)."""
+    def predict_step(
+        self, batch: Tensor | tuple[Tensor, Tensor], batch_idx: int
+    ) -> dict[str, Tensor]:
+        """``batch``: sample indices ``(B,)``, or window indices and raw windows (see
+        :meth:`prediction_dataset`). Returns ``index (B,)`` and ``samples`` in original units:
+        ``(B, L, C)`` for ``"generate"``, ``(B, num_samples, L, C)`` otherwise, with the task's
+        ``mask`` ``(B, L, C)`` (True where the model was given the value)."""
         hp = self.hparams
         if not self.conditional:
-            (index,) = batch
+            index = batch
             noise = PerSampleNoise(index, stream=_stream(_SAMPLE_STREAM, hp.seed))
             x = self.generate(index.shape[0], noise)
             return {"index": index, "samples": self.scaler.inverse_transform(x)}
@@ -829,23 +833,6 @@ class TimeBridge(LightningModule):
         return {"index": index, "samples": samples, "mask": mask}
 
 
-class _Indexed(Dataset):
-    """Rows of tensors with a common first dimension, served a whole batch at a time."""
-
-    def __init__(self, *tensors: Tensor) -> None:
-        self.tensors = tensors
-
-    def __len__(self) -> int:
-        return self.tensors[0].shape[0]
-
-    def __getitem__(self, index: int) -> tuple[Tensor, ...]:
-        return tuple(t[index] for t in self.tensors)
-
-    def __getitems__(self, indices: list[int]) -> tuple[Tensor, ...]:
-        rows = torch.as_tensor(indices)
-        return tuple(t[rows] for t in self.tensors)
-
-
 def _rescale_from(x: Tensor, observed: Tensor) -> Tensor:
     """Instance-scale windows ``(B, L, C)`` given in the global model space from their
     ``observed`` entries.
@@ -858,11 +845,6 @@ def _rescale_from(x: Tensor, observed: Tensor) -> Tensor:
     """
     span = torch.full((x.shape[2],), 2.0, dtype=x.dtype, device=x.device)
     return fit_window_scale(x, observed, span=span).transform(x)
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}; got {value!r}")
 
 
 def _describe(value: object) -> str:

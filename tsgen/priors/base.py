@@ -296,13 +296,6 @@ def normal_cdf(z: Tensor) -> Tensor:
     return torch.special.ndtr(z)
 
 
-def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
-    """``value`` if it is one of ``choices``, else a ``ValueError`` naming ``name``."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}; got {value!r}")
-    return value
-
-
 def finite_nonnegative(name: str, value: float, *, positive: bool = False) -> float:
     """``value`` as a float, or a ``ValueError`` naming ``name`` if not finite and >= 0 (> 0)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

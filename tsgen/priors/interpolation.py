@@ -9,7 +9,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from tsgen.priors.base import Prior, PriorCondition, check_choice, finite_nonnegative
+from tsgen._validation import check_choice
+from tsgen.priors.base import Prior, PriorCondition, finite_nonnegative
 
 __all__ = ["InterpolationPrior", "interpolate_missing"]
 

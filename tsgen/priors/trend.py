@@ -10,11 +10,10 @@ import scipy.signal
 import torch
 from torch import Tensor
 
-from tsgen._validation import check_int
+from tsgen._validation import check_choice, check_int
 from tsgen.priors.base import (
     Prior,
     PriorCondition,
-    check_choice,
     check_windows,
     finite_nonnegative,
     normal_cdf,
