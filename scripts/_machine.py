@@ -9,7 +9,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-__all__ = ["cpu_model", "git_commit", "load_average"]
+__all__ = ["cpu_model", "device_description", "git_commit", "load_average"]
 
 
 def _git(*args: str) -> str:
@@ -47,3 +47,12 @@ def load_average() -> list[float] | None:
         return [round(v, 2) for v in os.getloadavg()]
     except OSError:
         return None
+
+
+def device_description(accelerator: str = "cpu") -> str:
+    """The GPU's name when ``accelerator`` is a GPU and one is present, else the CPU model."""
+    import torch
+
+    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU: {cpu_model()} ({os.cpu_count()} cores)"

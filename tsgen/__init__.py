@@ -17,7 +17,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 _LAZY_SUBMODULES = ("api", "cli", "data", "metrics", "models", "nn", "priors", "sde")
 # Public functions re-exported from submodules, imported on first use: name -> module.
-_LAZY_FUNCTIONS = {"load": "api"}
+_LAZY_FUNCTIONS = {"evaluate": "metrics", "load": "api"}
 
 __all__ = ["__version__", *_LAZY_SUBMODULES, *_LAZY_FUNCTIONS]
 

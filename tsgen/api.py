@@ -1,16 +1,22 @@
 """The Python entry points: ``tsgen.load(checkpoint)`` gives back a trained model, ready to
-``sample``, ``impute`` or ``forecast`` in original units (USAGE.md, section 3)."""
+``sample``, ``impute`` or ``forecast`` in original units (USAGE.md, section 3), and
+``training_windows(checkpoint)`` the windows it was trained on."""
 
 from __future__ import annotations
 
 import importlib
 import pickle
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from lightning.pytorch import LightningModule
 
-__all__ = ["load"]
+if TYPE_CHECKING:
+    from tsgen.data import WindowsDataModule
+
+__all__ = ["load", "load_datamodule", "training_windows"]
 
 
 def load(
@@ -62,3 +68,44 @@ def load(
         path, map_location=map_location, weights_only=weights_only
     )
     return model.eval()
+
+
+def load_datamodule(checkpoint: str | Path) -> WindowsDataModule:
+    """The datamodule a checkpoint was trained on, rebuilt from its saved hyper-parameters (a
+    relative ``path`` in them is resolved from the current directory).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the checkpoint holds no datamodule hyper-parameters, or those of another
+            datamodule than :class:`~tsgen.data.WindowsDataModule`.
+    """
+    from tsgen.data import WindowsDataModule
+
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    hparams = state.get("datamodule_hyper_parameters") if isinstance(state, dict) else None
+    if hparams is None:
+        raise ValueError(
+            f"{str(path)!r} holds no datamodule hyper-parameters (it was not trained through "
+            "WindowsDataModule), so its data cannot be rebuilt"
+        )
+    # The CLI records the datamodule's class under ``_class_path`` next to its arguments.
+    class_path = hparams.get("_class_path", "tsgen.data.WindowsDataModule")
+    if class_path not in ("tsgen.data.WindowsDataModule", "tsgen.data.windows.WindowsDataModule"):
+        raise ValueError(
+            f"{str(path)!r} was trained on the datamodule {class_path!r}; only "
+            "tsgen.data.WindowsDataModule can be rebuilt from a checkpoint"
+        )
+    return WindowsDataModule(**{k: v for k, v in hparams.items() if not k.startswith("_")})
+
+
+def training_windows(checkpoint: str | Path) -> np.ndarray:
+    """The training windows, in original units, of the datamodule a checkpoint was trained on
+    (:func:`load_datamodule`).
+
+    Returns:
+        ``(N, L, C)`` float64 array (NaN where a value was not observed).
+    """
+    return load_datamodule(checkpoint).train_split.raw.numpy()

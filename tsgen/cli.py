@@ -8,6 +8,7 @@ available as usual::
     tsgen fit --print_config --config configs/timebridge/quickstart.yaml
     tsgen predict --config configs/timebridge/quickstart.yaml --ckpt_path last.ckpt \
         --output samples/
+    tsgen evaluate last.ckpt --repeats 20     # the bundled metrics (tsgen.metrics.command)
 
 Shapes that depend on the data (``window``, ``n_features``, ``horizon``, ``scaling``) are linked
 from the instantiated datamodule into the model's arguments of the same name, so one config
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -126,10 +128,19 @@ def _explicit_plain_arguments(model: Any) -> dict[str, Any]:
 def main(args: list[str] | None = None) -> None:
     """Run the ``tsgen`` command line.
 
+    ``tsgen evaluate ...`` runs the bundled metrics (:mod:`tsgen.metrics.command`); every other
+    subcommand is Lightning's.
+
     Args:
         args: command-line arguments without the program name, e.g. ``["fit", "--config",
             "run.yaml"]``; ``None`` reads them from ``sys.argv``.
     """
+    argv = sys.argv[1:] if args is None else list(args)
+    if argv[:1] == ["evaluate"]:
+        from tsgen.metrics.command import evaluate_main
+
+        evaluate_main(argv[1:])
+        return
     TsgenCLI(
         model_class=LightningModule,
         datamodule_class=LightningDataModule,

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,8 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor
+
+from tsgen._files import atomic_write
 
 __all__ = ["PredictionWriter", "merge_shards"]
 
@@ -156,13 +156,13 @@ def merge_shards(
     written = []
     for key, value in merged.items():
         path = output_dir / f"{key}.npy"
-        _atomic_write(path, lambda handle, value=value: np.save(handle, value))
+        atomic_write(path, lambda handle, value=value: np.save(handle, value))
         written.append(path)
     samples = merged.get("samples")
     if samples is not None and samples.ndim == 3 and samples.size <= csv_max_values:
         path = output_dir / "samples.csv"
         ids = merged.get("index")
-        _atomic_write(
+        atomic_write(
             path, lambda handle: _write_csv(handle, samples, feature_names, ids), text=True
         )
         written.append(path)
@@ -248,17 +248,4 @@ def _write_csv(
 
 
 def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    _atomic_write(path, lambda handle: np.savez(handle, **arrays))
-
-
-def _atomic_write(path: Path, write: Any, text: bool = False) -> None:
-    """Write through a temporary file in the same directory, then rename it into place: a
-    reader never sees a half-written file, and an interrupted run leaves none."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "w" if text else "wb", **({"newline": ""} if text else {})) as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda handle: np.savez(handle, **arrays))

@@ -14,6 +14,7 @@ from tsgen.metrics.conditional import (
     masked_mae,
     masked_mse,
     normalized_quantile_crps,
+    per_step_accuracy,
 )
 
 
@@ -247,3 +248,29 @@ def test_metrics_on_cuda_match_cpu() -> None:
         assert torch.allclose(gpu.cpu(), cpu, atol=1e-5)
     got = masked_mse(samples[:, 0].cuda(), target.cuda(), mask.cuda())
     assert torch.allclose(got.cpu(), masked_mse(samples[:, 0], target, mask), atol=1e-6)
+
+
+def test_per_step_accuracy_ignores_padding() -> None:
+    labels = torch.tensor([[0, 1, 2, -1], [1, 1, -1, -1]])
+    valid = labels >= 0
+    # Scores whose arg-max is right at (0, 0), (0, 2), (1, 1) and wrong at (0, 1), (1, 0); the
+    # padding steps predict class 0 against label -1 and must not count.
+    predicted = torch.tensor([[0, 2, 2, 0], [0, 1, 0, 0]])
+    scores = torch.nn.functional.one_hot(predicted, 3).double()
+    assert per_step_accuracy(scores, labels, valid).item() == pytest.approx(3 / 5)
+    assert per_step_accuracy(predicted, labels, valid).item() == pytest.approx(3 / 5)
+    assert per_step_accuracy(predicted[:, :2], labels[:, :2]).item() == pytest.approx(2 / 4)
+
+
+def test_per_step_accuracy_validation() -> None:
+    labels = torch.zeros(2, 3, dtype=torch.long)
+    with pytest.raises(ValueError, match="labels must be an integer tensor"):
+        per_step_accuracy(torch.zeros(2, 3, 4), labels.float())
+    with pytest.raises(ValueError, match=r"scores must be \(B, L, K\)"):
+        per_step_accuracy(torch.zeros(2, 3), labels)
+    with pytest.raises(ValueError, match="predictions of shape"):
+        per_step_accuracy(torch.zeros(2, 4, 5), labels)
+    with pytest.raises(ValueError, match="valid must be a bool tensor"):
+        per_step_accuracy(torch.zeros(2, 3, 5), labels, torch.ones(2, 3))
+    with pytest.raises(ValueError, match="no time step"):
+        per_step_accuracy(torch.zeros(2, 3, 5), labels, torch.zeros(2, 3, dtype=torch.bool))

@@ -25,6 +25,7 @@ __all__ = [
     "masked_mae",
     "masked_mse",
     "normalized_quantile_crps",
+    "per_step_accuracy",
 ]
 
 #: The 19 quantile levels 0.05, 0.10, ..., 0.95 of CSDI's evaluation (Tashiro et al. 2021).
@@ -260,3 +261,52 @@ def normalized_quantile_crps(
     loss = ((forecast - safe_target) * (indicator - q.view(-1, 1, 1, 1))).abs()
     per_level = 2.0 * torch.where(scored, loss, zero).sum(dim=(1, 2, 3)) / denominator
     return per_level.mean()
+
+
+# --------------------------------------------------------------------------------------------
+# Classification of irregular series
+# --------------------------------------------------------------------------------------------
+
+
+def per_step_accuracy(scores: Tensor, labels: Tensor, valid: Tensor | None = None) -> Tensor:
+    """Per-time-step classification accuracy over the real (non-padding) steps.
+
+    Args:
+        scores: ``(B, L, K)`` class scores (logits or probabilities; the arg-max is the
+            prediction) or ``(B, L)`` integer predicted labels.
+        labels: ``(B, L)`` integer true labels; values at padding steps are never read into the
+            result (they may be e.g. ``-1``).
+        valid: ``(B, L)`` bool, True at real time steps; ``None``: every step is real.
+
+    Returns:
+        0-d float tensor: the fraction of valid steps whose predicted label equals the true one.
+    """
+    if not isinstance(labels, Tensor) or labels.dim() != 2 or labels.is_floating_point():
+        got = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
+        raise ValueError(f"labels must be an integer tensor of shape (B, L); got {got}")
+    if not isinstance(scores, Tensor):
+        raise TypeError(f"scores must be a torch.Tensor; got {type(scores).__name__}")
+    if scores.dim() == 3 and scores.is_floating_point():
+        predicted = scores.argmax(dim=-1)
+    elif scores.dim() == 2 and not scores.is_floating_point():
+        predicted = scores
+    else:
+        raise ValueError(
+            "scores must be (B, L, K) floating class scores or (B, L) integer labels; got "
+            f"shape {tuple(scores.shape)} of dtype {scores.dtype}"
+        )
+    if predicted.shape != labels.shape:
+        raise ValueError(
+            f"scores give predictions of shape {tuple(predicted.shape)} but labels have shape "
+            f"{tuple(labels.shape)}"
+        )
+    if valid is None:
+        valid = torch.ones_like(labels, dtype=torch.bool)
+    elif not isinstance(valid, Tensor) or valid.dtype != torch.bool or valid.shape != labels.shape:
+        got = (valid.dtype, tuple(valid.shape)) if isinstance(valid, Tensor) else type(valid)
+        raise ValueError(f"valid must be a bool tensor of the labels' shape (B, L); got {got}")
+    valid = valid.to(predicted.device)
+    if not bool(valid.any()):
+        raise ValueError("valid is False everywhere: no time step to score")
+    correct = (predicted == labels.to(predicted.device)) & valid
+    return correct.sum().to(torch.get_default_dtype()) / valid.sum()

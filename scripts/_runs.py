@@ -1,0 +1,193 @@
+"""What the reproduction scripts share: chunked, resumable training through the ``tsgen`` CLI,
+the per-run JSON records under ``docs/results/`` and the rebuild of ``docs/results.md`` from
+them. Imported by ``scripts/reproduce_*.py`` (the scripts' directory is on ``sys.path``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from _machine import device_description, git_commit
+
+from tsgen._files import atomic_write
+from tsgen.metrics.intervals import t_interval
+
+__all__ = [
+    "REPO",
+    "RESULTS",
+    "checkpoint_steps",
+    "config_steps",
+    "interval",
+    "load_records",
+    "run_command",
+    "run_parser",
+    "save_record",
+    "train_chunked",
+    "training_record",
+]
+
+log = logging.getLogger("reproduce")
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "docs" / "results"
+TRAIN_LOG = "train_chunks.json"
+
+
+def checkpoint_steps(checkpoint: Path) -> int:
+    """Optimizer steps a checkpoint has trained (0 if it does not exist)."""
+    if not checkpoint.is_file():
+        return 0
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"])
+
+
+def config_steps(config: Path) -> tuple[int, int]:
+    """``(max_steps, every_n_train_steps)`` of a training config."""
+    import yaml
+
+    data = yaml.safe_load(config.read_text())
+    every = [
+        cb["init_args"]["every_n_train_steps"]
+        for cb in data["trainer"].get("callbacks", [])
+        if "every_n_train_steps" in cb.get("init_args", {})
+    ]
+    return int(data["trainer"]["max_steps"]), int(every[0]) if every else 0
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(data, indent=2)
+    atomic_write(path, lambda handle: handle.write(text + "\n"), text=True)
+
+
+def train_chunked(
+    run_dir: Path,
+    config: Path,
+    overrides: Sequence[str],
+    *,
+    max_steps: int,
+    chunk_steps: int | None,
+    accelerator: str,
+    time_budget_s: float | None = None,
+) -> int:
+    """Train (or resume) the run in ``run_dir`` towards ``max_steps`` optimizer steps, one
+    ``tsgen fit`` process per chunk of ``chunk_steps`` (all at once when ``None``), each
+    resuming from ``checkpoints/last.ckpt``; stop early when the next chunk would start after
+    ``time_budget_s``. Every chunk is logged to ``run_dir/train_chunks.json``.
+
+    Returns:
+        The steps trained so far.
+    """
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    _, every = config_steps(config)
+    if chunk_steps is not None and every and chunk_steps % every:
+        raise ValueError(
+            f"--chunk-steps must be a multiple of the config's checkpoint interval ({every}), "
+            f"so that every chunk ends on a checkpoint; got {chunk_steps}"
+        )
+    start = time.perf_counter()
+    done = checkpoint_steps(checkpoint)
+    while done < max_steps:
+        if time_budget_s is not None and time.perf_counter() - start > time_budget_s:
+            log.info("time budget spent at step %d of %d; run again to resume", done, max_steps)
+            break
+        target = max_steps if chunk_steps is None else min(done + chunk_steps, max_steps)
+        command = [
+            sys.executable, "-m", "tsgen", "fit", "-c", str(config), *overrides,
+            "--trainer.max_steps", str(target),
+            "--trainer.accelerator", accelerator,
+            "--trainer.enable_progress_bar", "false",
+            "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
+            "--trainer.logger.save_dir", str(run_dir.parent.parent),
+            "--trainer.logger.name", run_dir.parent.name,
+            "--trainer.logger.version", run_dir.name,
+        ]  # fmt: skip
+        if checkpoint.is_file():
+            command += ["--ckpt_path", str(checkpoint)]
+        log.info("training %s: steps %d -> %d", run_dir, done, target)
+        tick = time.perf_counter()
+        subprocess.run(command, check=True, cwd=REPO)
+        reached = checkpoint_steps(checkpoint)
+        chunks_path = run_dir / TRAIN_LOG
+        chunks = json.loads(chunks_path.read_text()) if chunks_path.is_file() else []
+        chunks.append(
+            {
+                "from_step": done,
+                "to_step": reached,
+                "wall_s": round(time.perf_counter() - tick, 1),
+                "device": device_description(accelerator),
+                "commit": git_commit(),
+                "overrides": list(overrides),
+            }
+        )
+        _write_json(chunks_path, chunks)
+        if reached <= done:
+            raise RuntimeError(f"training made no progress past step {done} in {run_dir}")
+        done = reached
+    return done
+
+
+def training_record(run_dir: Path) -> list[dict[str, Any]]:
+    """The chunks logged by :func:`train_chunked` for a run (empty if none)."""
+    path = run_dir / TRAIN_LOG
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def save_record(kind: str, name: str, record: dict[str, Any]) -> Path:
+    """Write one run's record to ``docs/results/<kind>/<name>.json`` (atomically)."""
+    path = RESULTS / kind / f"{name}.json"
+    _write_json(path, {"kind": kind, "name": name, "commit": git_commit(), **record})
+    return path
+
+
+def load_records(kind: str) -> list[dict[str, Any]]:
+    """All committed records of one kind, by file name."""
+    return [json.loads(p.read_text()) for p in sorted((RESULTS / kind).glob("*.json"))]
+
+
+def interval(values: Sequence[float], digits: int = 3) -> str:
+    """``mean +- t-interval`` of ``values`` (the mean alone for one value), or ``-``."""
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    mean, half = t_interval(values)
+    return f"{mean:.{digits}f} +- {half:.{digits}f}"
+
+
+def run_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments both reproduction scripts take: the command and where and how to train."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("command", choices=("train", "evaluate", "table", "all"))
+    parser.add_argument("--runs", type=Path, default=REPO / "runs", help="run directories")
+    parser.add_argument("--accelerator", default="auto", help="Lightning accelerator to train")
+    parser.add_argument("--chunk-steps", type=int, default=None, help="steps per fit process")
+    parser.add_argument("--time-budget", type=float, default=None, help="seconds; then stop")
+    parser.add_argument("--max-steps", type=int, default=None, help="override the config's")
+    parser.add_argument("--device", default=None, help="device of sampling and metrics")
+    return parser
+
+
+def run_command(
+    args: argparse.Namespace,
+    train: Callable[[argparse.Namespace], None],
+    evaluate: Callable[[argparse.Namespace], None],
+    rebuild_tables: Callable[[], Path],
+) -> None:
+    """Train, evaluate and/or rebuild the tables, as ``args.command`` says."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    if args.command in ("train", "all"):
+        train(args)
+    if args.command in ("evaluate", "all"):
+        evaluate(args)
+    if args.command in ("table", "all"):
+        log.info("wrote %s", rebuild_tables())

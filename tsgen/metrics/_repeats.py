@@ -1,0 +1,63 @@
+"""Shared plumbing of the trained metrics (Context-FID, discriminative, predictive): the device,
+the per-repeat random streams and the progress bar.
+
+Every repeat ``r`` of a metric draws all of its randomness (initial weights, data splits,
+batches, crops, masks, dropout) from its own generator seeded from ``(seed, r)`` only. So repeat
+``r`` gives the same value whether 5 or 20 repeats are run together (up to floating-point
+reduction order), and ``repeats=20`` extends ``repeats=5`` rather than replacing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from tsgen._validation import check_int
+
+__all__ = ["progress", "repeat_generators", "repeat_seed", "resolve_device"]
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as a ``torch.device``; ``None`` picks CUDA when available, else the CPU.
+
+    Raises:
+        ValueError: for a device string torch does not understand, or CUDA requested where none
+            is available.
+    """
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(
+            f"device must be a torch.device, a string such as 'cpu' or 'cuda:0', or None; "
+            f"got {device!r}"
+        ) from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device is {device!r} but CUDA is not available on this machine")
+    return resolved
+
+
+def repeat_seed(seed: int, repeat: int) -> int:
+    """The 63-bit seed of repeat ``repeat`` of a metric run with ``seed`` (NumPy's
+    ``SeedSequence`` mixing, so neighbouring seeds and repeats give unrelated streams)."""
+    check_int("seed", seed, minimum=0)
+    check_int("repeat", repeat, minimum=0)
+    state = np.random.SeedSequence([seed, repeat]).generate_state(2, dtype=np.uint32)
+    return (int(state[0]) << 31 | int(state[1]) >> 1) & (2**63 - 1)
+
+
+def repeat_generators(seed: int, repeats: int, device: torch.device) -> list[torch.Generator]:
+    """One generator on ``device`` per repeat, seeded with :func:`repeat_seed`."""
+    check_int("repeats", repeats, minimum=1)
+    return [
+        torch.Generator(device=device).manual_seed(repeat_seed(seed, r)) for r in range(repeats)
+    ]
+
+
+def progress(iterable_range: range, description: str, enabled: bool) -> Iterator[int]:
+    """``iterable_range`` wrapped in a progress bar on stderr when ``enabled``."""
+    return iter(tqdm(iterable_range, desc=description, disable=not enabled, leave=False))
