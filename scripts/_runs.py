@@ -80,14 +80,18 @@ def train_chunked(
 ) -> int:
     """Train (or resume) the run in ``run_dir`` towards ``max_steps`` optimizer steps, one
     ``tsgen fit`` process per chunk of ``chunk_steps`` (all at once when ``None``), each
-    resuming from ``checkpoints/last.ckpt``; stop early when the next chunk would start after
-    ``time_budget_s``. Every chunk is logged to ``run_dir/train_chunks.json``.
+    resuming from ``checkpoints/last.ckpt``; stop early when another chunk as long as the last
+    one would end after ``time_budget_s`` (which needs ``chunk_steps``). Every chunk is logged to ``run_dir/train_chunks.json``.
 
     Returns:
         The steps trained so far.
     """
+    # The fit processes run from the repository; the parent must look where they write.
+    run_dir = run_dir.resolve()
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     _, every = config_steps(config)
+    if time_budget_s is not None and chunk_steps is None:
+        raise ValueError("--time-budget needs --chunk-steps: the budget is kept between chunks")
     if chunk_steps is not None and every and chunk_steps % every:
         raise ValueError(
             f"--chunk-steps must be a multiple of the config's checkpoint interval ({every}), "
@@ -95,8 +99,12 @@ def train_chunked(
         )
     start = time.perf_counter()
     done = checkpoint_steps(checkpoint)
+    last_chunk_s = 0.0
     while done < max_steps:
-        if time_budget_s is not None and time.perf_counter() - start > time_budget_s:
+        # Stop when the next chunk, as long as the last one, would overrun the budget.
+        if time_budget_s is not None and (
+            time.perf_counter() - start + last_chunk_s > time_budget_s
+        ):
             log.info("time budget spent at step %d of %d; run again to resume", done, max_steps)
             break
         target = max_steps if chunk_steps is None else min(done + chunk_steps, max_steps)
@@ -115,6 +123,7 @@ def train_chunked(
         log.info("training %s: steps %d -> %d", run_dir, done, target)
         tick = time.perf_counter()
         subprocess.run(command, check=True, cwd=REPO)
+        last_chunk_s = time.perf_counter() - tick
         reached = checkpoint_steps(checkpoint)
         chunks_path = run_dir / TRAIN_LOG
         chunks = json.loads(chunks_path.read_text()) if chunks_path.is_file() else []
@@ -122,7 +131,7 @@ def train_chunked(
             {
                 "from_step": done,
                 "to_step": reached,
-                "wall_s": round(time.perf_counter() - tick, 1),
+                "wall_s": round(last_chunk_s, 1),
                 "device": device_description(accelerator),
                 "commit": git_commit(),
                 "overrides": list(overrides),

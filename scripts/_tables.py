@@ -117,10 +117,10 @@ def _conditional(records: list[dict[str, Any]]) -> list[str]:
         "",
         "Chronological split (the last 5% of each series for testing), instance scaling; scored "
         "on the unobserved entries of the test windows only: MSE of the sample mean and the "
-        "sample CRPS, in original units and with each window mapped to [0, 1] by the min-max of "
-        "its observed part (`scripts/reproduce_conditional.py` says exactly how). Mean +- 95% "
-        "t-interval over 5 runs (seeds 0-4: mask and sampling). No published figure exists for "
-        "these settings; these tables are the baseline for later work.",
+        "sample CRPS, in original units and with each window mapped to [0, 1] by its own "
+        "min-max (`scripts/reproduce_conditional.py` says exactly how). Mean +- 95% "
+        "t-interval over the runs (run r: mask and sampling seed r). No published figure "
+        "exists for these settings; these tables are the baseline for later work.",
         "",
     ]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -134,7 +134,9 @@ def _conditional(records: list[dict[str, Any]]) -> list[str]:
             row = [METHOD_TITLES[record["method"]]]
             row += [interval(record["metrics"].get(m, []), 4) for m in CONDITIONAL_METRICS]
             rows.append(row)
-        lines += [f"### {DATASET_TITLES[dataset]}, {task}: {setting}", ""]
+        name = DATASET_TITLES[dataset].split(" (")[0]
+        runs = group[0]["runs"]
+        lines += [f"### {name}, {task}: {setting}, {runs} runs", ""]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         lines.append("")
         for record in group:

@@ -12,8 +12,9 @@ per run); forecasting of the last 24 steps of windows of 48 from the first 24. P
 (0..4): the mask and the model's sampling seed are ``r``; the model draws ``--samples`` samples
 per window. Scores over the unobserved entries (``tsgen.metrics.conditional``): MSE of the
 sample mean and the sample CRPS, in original units and in instance-scaled units (each window
-mapped to ``[0, 1]`` by the min-max of its observed part: the whole window for imputation, the
-first 24 steps for forecasting). A point baseline's CRPS is its MAE (the CRPS of a single
+mapped to ``[0, 1]`` by the datamodule's per-window min-max: of the whole ground-truth window
+for imputation, a unit that does not change with the random mask; of the 24 observed steps for
+forecasting). A point baseline's CRPS is its MAE (the CRPS of a single
 value). For forecasting the interpolation prior *is* the last observed value (a trailing gap
 takes the nearest observation), so one baseline row stands for both.
 
@@ -102,15 +103,16 @@ def _scores(
     return out
 
 
-def _last_value(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def _last_value(values: torch.Tensor, mask: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
     """Each entry replaced by the last observation at or before it (the first observation
-    before a feature's first one)."""
+    before a feature's first one; ``fill[c]`` for a feature never observed in the window)."""
     length = values.shape[1]
     steps = torch.arange(length).view(1, length, 1).expand_as(mask)
     previous = torch.where(mask, steps, -1).cummax(dim=1).values
     first = torch.where(mask, steps, length).amin(dim=1, keepdim=True).expand_as(previous)
     index = torch.where(previous >= 0, previous, first).clamp(max=length - 1)
-    return torch.where(mask, values, values.nan_to_num().gather(1, index))
+    carried = torch.where(first < length, values.nan_to_num().gather(1, index), fill)
+    return torch.where(mask, values, carried)
 
 
 def evaluate_runs(args: argparse.Namespace) -> None:
@@ -141,7 +143,7 @@ def evaluate_runs(args: argparse.Namespace) -> None:
                     wall["timebridge"] += time.perf_counter() - tick
                     baselines = {
                         "interpolation": interpolate_missing(target, mask, fill),
-                        "last_value": _last_value(target, mask),
+                        "last_value": _last_value(target, mask, fill),
                     }
                 else:
                     mask = torch.zeros_like(target, dtype=torch.bool)
@@ -154,7 +156,7 @@ def evaluate_runs(args: argparse.Namespace) -> None:
                     wall["timebridge"] += time.perf_counter() - tick
                     history = target[:, None, :HISTORY].expand(-1, args.samples, -1, -1)
                     samples = torch.cat([history, forecast.to(target.dtype)], dim=2)
-                    baselines = {"last_value": _last_value(target, mask)}
+                    baselines = {"last_value": _last_value(target, mask, fill)}
                 scored = ~mask
                 predictions = {"timebridge": samples.to(target.dtype)}
                 predictions.update({k: v[:, None] for k, v in baselines.items()})

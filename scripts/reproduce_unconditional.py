@@ -138,7 +138,7 @@ def evaluate_runs(args: argparse.Namespace) -> None:
             )
             log.info("%s / %s\n%s", dataset, model, report)
             record.update(
-                precision="float32",
+                precision=report.metadata["precision"],
                 evaluation_device=device_description(device),
                 evaluation=report.to_dict(),
             )

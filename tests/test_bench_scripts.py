@@ -72,3 +72,36 @@ def test_bench_timebridge_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
             bench.parse_args(bad)
     assert bench.step_boundaries(3, 20, 2) == [3, 13, 23]
     assert bench.step_boundaries(0, 2, 5) == [0, 1, 2]
+
+
+def test_bench_metrics_quick(tmp_path: Path) -> None:
+    out = tmp_path / "bench_metrics.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPTS / "bench_metrics.py"),
+            "--quick",
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+            "--repeats",
+            "2",
+            "--sequential",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert "total wall time" in result.stdout
+    record = json.loads(out.read_text())
+    assert record["iterations"] == {"context_fid": 12, "discriminative": 40, "predictive": 100}
+    batched, sequential = record["rows"]
+    assert (batched["mode"], sequential["mode"]) == ("batched", "one at a time")
+    for name in ("context_fid", "discriminative", "predictive"):
+        assert batched[name] > 0 and sequential[name] > 0
+    paper = {"context_fid", "correlational", "discriminative", "predictive"}
+    assert set(batched["values"]) == paper

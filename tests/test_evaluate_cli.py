@@ -73,3 +73,15 @@ def test_evaluate_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         main(["evaluate", "missing.ckpt"])
     with pytest.raises(ValueError, match="NAME=N pairs"):
         main(["evaluate", "fake.npy", "--real", "fake.npy", "--iterations", "predictive"])
+
+
+def test_evaluate_refuses_incomplete_real_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    real = np.zeros((4, 6, 2))
+    real[1, 2, 0] = np.nan
+    np.save("real.npy", real)
+    np.save("fake.npy", np.zeros((4, 6, 2)))
+    with pytest.raises(ValueError, match=r"missing values \(NaN\) in 1 of 4 windows"):
+        main(["evaluate", "fake.npy", "--real", "real.npy"])

@@ -143,3 +143,14 @@ def test_plots_written(report: Report, tmp_path: Path) -> None:
     assert {"samples.png", "pca.png", "acf.png", "marginals.png"} <= names
     for path in written:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_metric_groups_expand_inside_lists() -> None:
+    from tsgen.metrics.evaluate import _metric_names
+
+    assert _metric_names(["paper", "acf", "predictive"]) == [*PAPER_METRICS, "acf"]
+    assert _metric_names("all") == list(METRICS)
+
+
+def test_precision_is_recorded(report: Report) -> None:
+    assert report.metadata["precision"] == "float32"

@@ -5,6 +5,11 @@ Every repeat ``r`` of a metric draws all of its randomness (initial weights, dat
 batches, crops, masks, dropout) from its own generator seeded from ``(seed, r)`` only. So repeat
 ``r`` gives the same value whether 5 or 20 repeats are run together (up to floating-point
 reduction order), and ``repeats=20`` extends ``repeats=5`` rather than replacing it.
+
+The stream also depends on the device kind: CPU and CUDA generators produce different numbers
+from the same seed. Context-FID draws on the CPU and moves its draws to the device (its values
+agree across devices up to float error); the GRU scores draw on their device, so their repeat
+values on a GPU differ from those on a CPU as two sets of fresh repeats would.
 """
 
 from __future__ import annotations

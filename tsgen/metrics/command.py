@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tsgen.metrics._repeats import resolve_device
 from tsgen.metrics.evaluate import METRICS, TRAINED_METRICS, evaluate
 
 __all__ = ["build_parser", "evaluate_main"]
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"override training iterations of {', '.join(TRAINED_METRICS)}",
     )
     parser.add_argument("--scaled", action="store_true", help="both sets are already in [0, 1]")
+    parser.add_argument("--tf32", action="store_true", help="allow TF32 on CUDA (faster)")
     parser.add_argument("--output", type=Path, default=Path("evaluation.json"))
     parser.add_argument("--plots", type=Path, default=None, help="directory for PNG pictures")
     parser.add_argument("--no_progress", action="store_true", help="hide progress bars")
@@ -116,14 +118,20 @@ def evaluate_main(args: Sequence[str] | None = None) -> None:
     if not ns.source.is_file():
         raise FileNotFoundError(f"source {str(ns.source)!r}: no such file")
     real = _real_windows(ns.real, ns.source, ns.window)
+    if np.isnan(real).any():
+        incomplete = int(np.isnan(real).any(axis=(1, 2)).sum())
+        raise ValueError(
+            f"the real windows hold missing values (NaN) in {incomplete} of {len(real)} windows; "
+            "the metrics compare fully observed windows: pass --real with complete windows"
+        )
     metadata: dict[str, object] = {"source": str(ns.source)}
     if ns.source.suffix == ".ckpt":
         from tsgen.api import load
 
-        model = load(ns.source)
+        model = load(ns.source, map_location=resolve_device(ns.device))
         n = ns.num_samples or real.shape[0]
         log.info("generating %d windows from %s", n, ns.source)
-        fake = model.sample(n, seed=ns.seed, progress=not ns.no_progress)
+        fake = model.sample(n, seed=ns.seed, progress=not ns.no_progress).cpu().numpy()
         metadata.update(num_samples=n, sample_seed=ns.seed)
     elif ns.source.suffix == ".npy":
         fake = np.load(ns.source)
@@ -131,21 +139,17 @@ def evaluate_main(args: Sequence[str] | None = None) -> None:
         raise ValueError(f"source must be a .ckpt or a .npy file; got {str(ns.source)!r}")
     if ns.real is not None:
         metadata["real"] = ns.real
-    metrics = (
-        ns.metrics[0]
-        if len(ns.metrics) == 1 and ns.metrics[0] in ("paper", "all")
-        else (ns.metrics)
-    )
     report = evaluate(
         real,
         fake,
-        metrics,
+        ns.metrics,
         repeats=ns.repeats,
         seed=ns.seed,
         device=ns.device,
         scaled=ns.scaled,
         iterations=_iterations(ns.iterations),
         progress=not ns.no_progress,
+        tf32=ns.tf32,
         metadata=metadata,
     )
     # The table is the command's result: standard output, so that it can be piped.

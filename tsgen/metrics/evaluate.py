@@ -4,9 +4,10 @@ chosen metrics with their repeats, and return a :class:`~tsgen.metrics.report.Re
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,20 +158,34 @@ def _as_windows(name: str, value: object) -> Tensor:
 
 
 def _metric_names(metrics: str | Sequence[str]) -> list[str]:
-    if isinstance(metrics, str):
-        if metrics == "paper":
-            return list(PAPER_METRICS)
-        if metrics == "all":
-            return list(METRICS)
-        metrics = [metrics]
-    names = list(metrics)
+    """The metric names of ``metrics``, ``"paper"`` and ``"all"`` expanded, without repeats."""
+    requested = [metrics] if isinstance(metrics, str) else list(metrics)
+    groups = {"paper": list(PAPER_METRICS), "all": list(METRICS)}
+    names = [n for m in requested for n in groups.get(m, [m])]
     unknown = [m for m in names if m not in METRICS]
     if unknown or not names:
         raise ValueError(
-            f"metrics must be 'paper', 'all' or a non-empty list of {sorted(METRICS)}; got "
-            f"{metrics!r}"
+            f"metrics must be 'paper', 'all' or a non-empty list of those and {sorted(METRICS)}; "
+            f"got {metrics!r}"
         )
     return list(dict.fromkeys(names))
+
+
+@contextlib.contextmanager
+def _tf32(allowed: bool) -> Iterator[None]:
+    """TF32 in CUDA matmuls and cuDNN (the GRUs) allowed or not, restored afterwards."""
+    matmul = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = allowed
+    try:
+        with torch.backends.cudnn.flags(
+            enabled=torch.backends.cudnn.enabled,
+            benchmark=torch.backends.cudnn.benchmark,
+            deterministic=torch.backends.cudnn.deterministic,
+            allow_tf32=allowed,
+        ):
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = matmul
 
 
 def _device_name(device: torch.device) -> str:
@@ -190,6 +205,7 @@ def evaluate(
     scaled: bool = False,
     iterations: Mapping[str, int] | None = None,
     progress: bool = False,
+    tf32: bool = False,
     metadata: Mapping[str, Any] | None = None,
 ) -> Report:
     """Evaluate generated windows against real ones.
@@ -211,6 +227,9 @@ def evaluate(
         iterations: training iterations per metric name, overriding the protocol's (Context-FID
             200 or 600, discriminative 2000, predictive 5000), e.g. for a quick look.
         progress: show progress bars for the trained metrics.
+        tf32: allow TF32 in CUDA matmuls and cuDNN (faster on Ampere and later GPUs). Off by
+            default, so the trained metrics run in float32 as the reference's do; the report
+            records which.
         metadata: facts kept with the numbers in the report (checkpoint, steps, commit).
 
     Returns:
@@ -244,9 +263,10 @@ def evaluate(
         metric = METRICS[name]
         log.info("evaluating %s", metric.label)
         tick = time.perf_counter()
-        values, note = metric.compute(
-            real, fake, repeats, seed, resolved, progress, iterations.get(name)
-        )
+        with _tf32(tf32):
+            values, note = metric.compute(
+                real, fake, repeats, seed, resolved, progress, iterations.get(name)
+            )
         values = values.detach().to("cpu", torch.float64).reshape(-1)
         results[name] = MetricResult(
             name=name,
@@ -255,7 +275,12 @@ def evaluate(
             seconds=time.perf_counter() - tick,
             note=note,
         )
-    meta = {"tsgen": __version__, "torch": torch.__version__, **dict(metadata or {})}
+    meta = {
+        "tsgen": __version__,
+        "torch": torch.__version__,
+        "precision": "tf32" if tf32 and resolved.type == "cuda" else "float32",
+        **dict(metadata or {}),
+    }
     if skipped:
         meta["skipped"] = skipped
     return Report(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -124,20 +124,13 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """Everything but the windows, as JSON-ready builtins (means and half-widths included)."""
-        data = {
-            key: value
-            for key, value in asdict(self).items()
-            if key not in ("results", "real", "fake")
+        data: dict[str, Any] = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("results", "real", "fake")
         }
-        data["results"] = {
-            name: {
-                **asdict(r),
-                "values": list(r.values),
-                "mean": r.mean,
-                "half_width": r.half_width,
-            }
-            for name, r in self.results.items()
-        }
+        data["metadata"] = dict(self.metadata)
+        data["results"] = {name: _result_dict(r) for name, r in self.results.items()}
         data["format"] = REPORT_FORMAT
         return data
 
@@ -172,7 +165,7 @@ class Report:
             )
             for name, r in data["results"].items()
         }
-        fields = {
+        scalars = {
             key: data[key]
             for key in (
                 "n_real",
@@ -186,7 +179,7 @@ class Report:
                 "wall_time_s",
             )
         }
-        return cls(results=results, metadata=dict(data.get("metadata", {})), **fields)
+        return cls(results=results, metadata=dict(data.get("metadata", {})), **scalars)
 
     def plot(self, directory: str | Path, max_points: int = 1000, seed: int = 0) -> list[Path]:
         """Write PCA and t-SNE overlays, sample grids and ACF curves of the real and fake

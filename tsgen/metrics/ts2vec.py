@@ -480,6 +480,14 @@ def _common_segments(out: Tensor, crops: Tensor) -> tuple[Tensor, Tensor]:
     return out1, out[:, batch:]
 
 
+def _to_device(mask: Tensor, device: torch.device) -> Tensor:
+    """A CPU-drawn mask on ``device``; to CUDA through pinned memory without blocking, so the
+    copy does not stall the kernels queued before it."""
+    if device.type != "cuda":
+        return mask
+    return mask.pin_memory().to(device, non_blocking=True)
+
+
 def _train(
     windows: Tensor,
     generators: list[torch.Generator],
@@ -512,7 +520,7 @@ def _train(
         timestamp_mask = (u[:, :n_masks] < MASK_KEEP).view(repeats, 2 * batch, length)
         dropout_keep = (u[:, n_masks:] >= DROPOUT).view(repeats, 2 * batch, length, OUTPUT_DIMS)
         out = model(
-            views, lengths, timestamp_mask.to(device), dropout_keep.to(device)
+            views, lengths, _to_device(timestamp_mask, device), _to_device(dropout_keep, device)
         )  # (R, 2B, T, D)
         out1, out2 = _common_segments(out, crops[:, it])
         loss = hierarchical_contrastive_loss(out1, out2, crops[:, it, 0]).sum()
@@ -522,9 +530,7 @@ def _train(
         # Reference: AveragedModel.update_parameters after every step, the running equal-weight
         # mean avg += (w - avg) / (k + 1) over the k weights averaged so far.
         with torch.no_grad():
-            weight = 1.0 / (it + 2)
-            for avg, param in zip(avg_params, params, strict=True):
-                avg.lerp_(param, weight)
+            torch._foreach_lerp_(avg_params, params, 1.0 / (it + 2))
     return averaged.eval()
 
 
