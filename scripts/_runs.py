@@ -40,6 +40,8 @@ log = logging.getLogger("reproduce")
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "docs" / "results"
 TRAIN_LOG = "train_chunks.json"
+# The code that produced a record is the code at the script's start, not at the time of saving.
+COMMIT = git_commit()
 
 
 def checkpoint_steps(checkpoint: Path) -> int:
@@ -133,7 +135,7 @@ def train_chunked(
                 "to_step": reached,
                 "wall_s": round(last_chunk_s, 1),
                 "device": device_description(accelerator),
-                "commit": git_commit(),
+                "commit": COMMIT,
                 "overrides": list(overrides),
             }
         )
@@ -153,7 +155,7 @@ def training_record(run_dir: Path) -> list[dict[str, Any]]:
 def save_record(kind: str, name: str, record: dict[str, Any]) -> Path:
     """Write one run's record to ``docs/results/<kind>/<name>.json`` (atomically)."""
     path = RESULTS / kind / f"{name}.json"
-    _write_json(path, {"kind": kind, "name": name, "commit": git_commit(), **record})
+    _write_json(path, {"kind": kind, "name": name, "commit": COMMIT, **record})
     return path
 
 

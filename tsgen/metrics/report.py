@@ -116,7 +116,8 @@ class Report:
         lines.insert(1, "  ".join("-" * w for w in widths))
         lines.append(
             f"real: {self.n_real} windows, fake: {self.n_fake} windows of {self.window} x "
-            f"{self.n_features}; {self.scaling}; seed {self.seed}; {self.device}; "
+            f"{self.n_features}; {self.scaling}; seed {self.seed}; {self.device}"
+            f"{', ' + self.metadata['precision'] if 'precision' in self.metadata else ''}; "
             f"{self.wall_time_s:.1f} s"
         )
         lines += [f"{r.label}: {r.note}" for r in self.results.values() if r.note]
