@@ -29,6 +29,7 @@ MODEL_TITLES = {
     "real": "real vs real",
     "normal": "normal prior",
     "gp": "TimeBridge, GP prior",
+    "gp_preconditioned": "TimeBridge, GP prior, preconditioned",
 }
 CONDITIONAL_METRICS = {
     "mse_instance": "MSE (instance-scaled)",
