@@ -83,7 +83,8 @@ def train_chunked(
     """Train (or resume) the run in ``run_dir`` towards ``max_steps`` optimizer steps, one
     ``tsgen fit`` process per chunk of ``chunk_steps`` (all at once when ``None``), each
     resuming from ``checkpoints/last.ckpt``; stop early when another chunk as long as the last
-    one would end after ``time_budget_s`` (which needs ``chunk_steps``). Every chunk is logged to ``run_dir/train_chunks.json``.
+    one would end after ``time_budget_s`` (which needs ``chunk_steps``). Every chunk is logged
+    to ``run_dir/train_chunks.json``.
 
     Returns:
         The steps trained so far.
