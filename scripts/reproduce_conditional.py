@@ -39,6 +39,7 @@ from _runs import (
     run_parser,
     save_record,
     train_chunked,
+    training_record,
 )
 from _tables import write_results_md
 
@@ -194,6 +195,7 @@ def evaluate_runs(args: argparse.Namespace) -> None:
                     "samples_per_window": args.samples if method == "timebridge" else 1,
                     "config": str(_config(dataset, task).relative_to(REPO)),
                     "steps_trained": steps,
+                    "training": training_record(run_dir) if method == "timebridge" else [],
                     "precision": "float32",
                     "device": device_description(device),
                     "metrics": metrics,
