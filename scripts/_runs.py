@@ -171,9 +171,12 @@ def interval(values: Sequence[float], digits: int = 3) -> str:
     if not values:
         return "-"
     if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    mean, half = t_interval(values)
-    return f"{mean:.{digits}f} +- {half:.{digits}f}"
+        mean, half = values[0], None
+    else:
+        mean, half = t_interval(values)
+    # Original units can be large (Stocks' volume, ~1e7 shares): scientific notation there.
+    style = f".{digits}f" if abs(mean) < 1e4 else ".3e"
+    return f"{mean:{style}}" if half is None else f"{mean:{style}} +- {half:{style}}"
 
 
 def run_parser(description: str) -> argparse.ArgumentParser:

@@ -119,7 +119,9 @@ def _conditional(records: list[dict[str, Any]]) -> list[str]:
         "Chronological split (the last 5% of each series for testing), instance scaling; scored "
         "on the unobserved entries of the test windows only: MSE of the sample mean and the "
         "sample CRPS, in original units and with each window mapped to [0, 1] by its own "
-        "min-max (`scripts/reproduce_conditional.py` says exactly how). Mean +- 95% "
+        "min-max (`scripts/reproduce_conditional.py` says exactly how). In original units the "
+        "mean over features is dominated by the feature of the largest scale (Stocks: the "
+        "traded volume, about 1e7 shares, against prices of a few hundred dollars). Mean +- 95% "
         "t-interval over the runs (run r: mask and sampling seed r). No published figure "
         "exists for these settings; these tables are the baseline for later work.",
         "",
