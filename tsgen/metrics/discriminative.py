@@ -39,7 +39,7 @@ from torch.nn.functional import softplus
 
 from tsgen._validation import check_int
 from tsgen.metrics._repeats import progress as progress_bar
-from tsgen.metrics._repeats import repeat_generators, resolve_device
+from tsgen.metrics._repeats import repeat_generators, resolve_device, single_cpu_thread
 from tsgen.metrics._stacked_gru import StackedGRU, draw_batch_indices, make_adam
 from tsgen.metrics.distances import _check_pair
 
@@ -223,14 +223,15 @@ def discriminative_score(
     Raises:
         TypeError, ValueError: for malformed windows or arguments, or a set too small to split.
     """
-    return _run_discriminative(
-        real,
-        fake,
-        repeats=repeats,
-        seed=seed,
-        iterations=iterations,
-        batch_size=batch_size,
-        train_fraction=train_fraction,
-        device=device,
-        progress=progress,
-    ).scores
+    with single_cpu_thread(resolve_device(device)):
+        return _run_discriminative(
+            real,
+            fake,
+            repeats=repeats,
+            seed=seed,
+            iterations=iterations,
+            batch_size=batch_size,
+            train_fraction=train_fraction,
+            device=device,
+            progress=progress,
+        ).scores

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from tsgen._validation import check_int
 from tsgen.metrics._repeats import progress as progress_bar
-from tsgen.metrics._repeats import repeat_generators, resolve_device
+from tsgen.metrics._repeats import repeat_generators, resolve_device, single_cpu_thread
 from tsgen.metrics._stacked_gru import StackedGRU, draw_batch_indices, make_adam
 from tsgen.metrics.distances import _check_pair
 
@@ -180,14 +180,15 @@ def predictive_score(
         TypeError, ValueError: for malformed windows or arguments; ``C = 1`` without
         ``univariate=True``.
     """
-    return _run_predictive(
-        real,
-        fake,
-        repeats=repeats,
-        seed=seed,
-        iterations=iterations,
-        batch_size=batch_size,
-        univariate=univariate,
-        device=device,
-        progress=progress,
-    )[0]
+    with single_cpu_thread(resolve_device(device)):
+        return _run_predictive(
+            real,
+            fake,
+            repeats=repeats,
+            seed=seed,
+            iterations=iterations,
+            batch_size=batch_size,
+            univariate=univariate,
+            device=device,
+            progress=progress,
+        )[0]
