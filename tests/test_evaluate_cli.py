@@ -85,3 +85,21 @@ def test_evaluate_refuses_incomplete_real_windows(
     np.save("fake.npy", np.zeros((4, 6, 2)))
     with pytest.raises(ValueError, match=r"missing values \(NaN\) in 1 of 4 windows"):
         main(["evaluate", "fake.npy", "--real", "real.npy"])
+
+
+def test_plots_without_matplotlib_fail_before_the_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    monkeypatch.chdir(tmp_path)
+    np.save("fake.npy", np.zeros((4, 6, 2)))
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "matplotlib" else find_spec(name, *args),
+    )
+    with pytest.raises(ImportError, match="--plots needs matplotlib"):
+        main(["evaluate", "fake.npy", "--real", "fake.npy", "--plots", "eval"])
+    assert not Path("evaluation.json").exists()

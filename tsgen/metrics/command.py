@@ -18,6 +18,7 @@ pictures are drawn (``viz`` extra).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
@@ -117,6 +118,9 @@ def evaluate_main(args: Sequence[str] | None = None) -> None:
     ns = build_parser().parse_args(args)
     if not ns.source.is_file():
         raise FileNotFoundError(f"source {str(ns.source)!r}: no such file")
+    if ns.plots is not None and importlib.util.find_spec("matplotlib") is None:
+        # Fail before minutes of metrics, not after.
+        raise ImportError("--plots needs matplotlib: pip install 'tsgen[viz]'")
     real = _real_windows(ns.real, ns.source, ns.window)
     if np.isnan(real).any():
         incomplete = int(np.isnan(real).any(axis=(1, 2)).sum())
