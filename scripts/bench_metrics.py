@@ -44,6 +44,7 @@ from tsgen.metrics import (
     context_fid,
     discriminative_score,
     evaluate,
+    minmax_scale,
     predictive_score,
 )
 
@@ -111,9 +112,7 @@ def main() -> None:
 
         if args.sequential:
             # The metrics' inputs as evaluate() gives them: scaled to [0, 1] by the real windows.
-            real_t, fake_t = (torch.from_numpy(x).float() for x in (real, fake))
-            low, span = real_t.amin(dim=(0, 1)), real_t.amax(dim=(0, 1)) - real_t.amin(dim=(0, 1))
-            real_t, fake_t = (real_t - low) / span, (fake_t - low) / span
+            real_t, fake_t = minmax_scale(*(torch.from_numpy(x).float() for x in (real, fake)))
             sequential = {"repeats": repeats, "mode": "one at a time"}
             for name in TRAINED_METRICS:
                 tick = time.perf_counter()
