@@ -29,7 +29,7 @@ MODEL_TITLES = {
     "real": "real vs real",
     "normal": "normal prior",
     "gp": "TimeBridge, GP prior",
-    "gp_preconditioned": "TimeBridge, GP prior, preconditioned",
+    "gp_reference_objective": "TimeBridge, GP prior, the reference's objective",
 }
 CONDITIONAL_METRICS = {
     "mse_instance": "MSE (instance-scaled)",

@@ -409,6 +409,7 @@ def test_unconditional_models_refuse_conditional_calls(trained):
         ({"sigma_data": 0.0}, "sigma_data must be a positive"),
         ({"n_intervals": 1}, "n_intervals"),
         ({"scaling": "instance"}, "task='generate' needs scaling='global'"),
+        ({"time_input": "sigma"}, "time_input must be one of"),
     ],
 )
 def test_bad_configuration_is_named(kwargs, message):
@@ -420,3 +421,33 @@ def test_data_that_does_not_match_the_model_is_refused(tmp_path):
     data = WindowsDataModule(path=str(_series(tmp_path / "s.npy", copies=3)), window=12)
     with pytest.raises(ValueError, match=r"built for \(window, n_features\) = \(12, 2\)"):
         _trainer(tmp_path, 1).fit(_model(), data)
+
+
+class _RecordTime(torch.nn.Module):
+    """A backbone that returns zeros and remembers the time it was given."""
+
+    def __init__(self, window: int, n_features: int) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.zeros(()))
+        self.seen: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        self.seen = t
+        return self.scale * x
+
+
+@pytest.mark.parametrize("preconditioning", [False, True])
+@pytest.mark.parametrize(("time_input", "expected"), [("raw", 0.01), ("log", math.log(0.01))])
+def test_the_network_sees_raw_or_log_time(time_input, expected, preconditioning):
+    model = _model(network=_RecordTime, time_input=time_input, preconditioning=preconditioning)
+    model.denoise(model.network, torch.zeros(3, 12, 2), torch.full((3,), 0.01))
+    torch.testing.assert_close(model.network.seen, torch.full((3,), expected))
+
+
+def test_checkpoints_from_before_time_input_keep_raw_time(trained, tmp_path):
+    _, path = trained
+    checkpoint = torch.load(path, weights_only=False)
+    del checkpoint["hyper_parameters"]["time_input"]
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    assert tsgen.load(tmp_path / "old.ckpt", weights_only=False).hparams.time_input == "raw"
+    assert tsgen.load(path, weights_only=False).hparams.time_input == "log"

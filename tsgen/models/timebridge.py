@@ -111,6 +111,10 @@ class TimeBridge(LightningModule):
         loss_weight: ``"bridge"`` (``1 / c_out^2``, the reference's; it is EDM's weight for a
             squared error, applied to L1: about 100 for ``t >= 0.1`` and much larger as
             ``t -> t_min``) or ``"uniform"``.
+        time_input: what the network is given as its time: ``"raw"`` (``t`` itself, the
+            reference's) or ``"log"`` (``log t``). The sinusoidal codes of raw ``t`` in
+            ``[1e-4, 1e-2]`` differ by less than 1e-2, so a raw-time network cannot tell
+            these noise levels apart; ``log t`` spreads every decade of ``t`` evenly.
         fourier_weight: ``lambda_F``; ``None`` for ``sqrt(L) / 5``.
         t_min: the smallest training and sampling time.
         lr, warmup_lr, warmup_steps, plateau_factor, plateau_patience, plateau_threshold,
@@ -157,8 +161,9 @@ class TimeBridge(LightningModule):
         horizon: int = 0,
         scaling: Literal["global", "instance"] = "global",
         sigma_data: float = 0.5,
-        preconditioning: bool = False,
+        preconditioning: bool = True,
         loss_weight: Literal["bridge", "uniform"] = "bridge",
+        time_input: Literal["raw", "log"] = "log",
         fourier_weight: float | None = None,
         t_min: float = 1e-4,
         lr: float = 8e-4,
@@ -205,6 +210,7 @@ class TimeBridge(LightningModule):
         check_choice("task", task, ("generate", "impute", "forecast"))
         check_choice("scaling", scaling, ("global", "instance"))
         check_choice("loss_weight", loss_weight, ("bridge", "uniform"))
+        check_choice("time_input", time_input, ("raw", "log"))
         check_choice("sampler", sampler, ("hybrid", "sde", "ode", "ancestral"))
         check_choice("observed_reset", observed_reset, ("marginal", "exact"))
         check_choice("posterior_variance", posterior_variance, ("none", "diagonal"))
@@ -366,12 +372,13 @@ class TimeBridge(LightningModule):
         """``D(x_t, t)``: the network's estimate of ``x_0``, with the DDBM preconditioning if
         enabled (timebridge.md, "Training"). ``x_t``: ``(B, L, C)``; ``t``: ``(B,)``;
         ``coefficients``: the bridge's ``(a, b, c)`` at ``t`` if already computed."""
+        network_time = t.log() if self.hparams.time_input == "log" else t
         if not self.hparams.preconditioning:
-            return network(x_t, t)
+            return network(x_t, network_time)
         if coefficients is None:
             coefficients = bridge_coefficients(self.process, expand_time(t, x_t), _T)
         pre = bridge_preconditioning(coefficients, self.hparams.sigma_data)
-        return pre.c_skip * x_t + pre.c_out * network(pre.c_in * x_t, t)
+        return pre.c_skip * x_t + pre.c_out * network(pre.c_in * x_t, network_time)
 
     def _unpack(self, batch: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor | None]:
         if isinstance(batch, Tensor):
@@ -484,6 +491,9 @@ class TimeBridge(LightningModule):
                 f"checkpoint format {version!r} is not the one this version of tsgen reads "
                 f"({CHECKPOINT_FORMAT})"
             )
+        if "time_input" not in checkpoint.get("hyper_parameters", {}):
+            # Written before the option existed, when the network was always given raw t.
+            self.hparams.time_input = "raw"
 
     # --------------------------------------------------------------------------------- sampling
 
