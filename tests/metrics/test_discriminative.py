@@ -6,7 +6,11 @@ import pytest
 import torch
 
 from tsgen.data import make_sines
-from tsgen.metrics.discriminative import _run_discriminative, discriminative_score
+from tsgen.metrics.discriminative import (
+    _balanced_accuracy,
+    _run_discriminative,
+    discriminative_score,
+)
 
 
 def _sines(n: int, features: int = 5, seed: int = 0) -> torch.Tensor:
@@ -128,3 +132,23 @@ def test_stocks_random_halves_full_protocol() -> None:
         windows[order[:half]], windows[order[half : 2 * half]], repeats=5, device="cpu"
     )
     assert float(scores.mean()) < 0.03
+
+
+def test_unequal_set_sizes_weigh_both_classes_equally() -> None:
+    # A classifier that calls every window real: right on all 300 real and wrong on all 100
+    # generated windows. Plain accuracy would be 0.75 (score 0.25); balanced it is chance.
+    real_logits, fake_logits = torch.ones(2, 300), torch.ones(2, 100)
+    torch.testing.assert_close(
+        _balanced_accuracy(real_logits, fake_logits), torch.full((2,), 0.5, dtype=torch.float64)
+    )
+    # With equal sizes it is the plain accuracy: 3 of 4 real and 1 of 4 generated right.
+    real_logits = torch.tensor([[1.0, 1.0, 1.0, -1.0]])
+    fake_logits = torch.tensor([[-1.0, 1.0, 1.0, 1.0]])
+    torch.testing.assert_close(
+        _balanced_accuracy(real_logits, fake_logits), torch.tensor([0.5], dtype=torch.float64)
+    )
+    real_logits = torch.tensor([[1.0, 1.0, 1.0, -1.0]])
+    fake_logits = torch.tensor([[-1.0, -1.0, 1.0, 1.0]])
+    torch.testing.assert_close(
+        _balanced_accuracy(real_logits, fake_logits), torch.tensor([5 / 8], dtype=torch.float64)
+    )

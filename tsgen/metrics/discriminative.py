@@ -90,6 +90,19 @@ def _split_sizes(name: str, n: int, train_fraction: float) -> int:
     return n_train
 
 
+def _balanced_accuracy(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Mean of the accuracies on real (logit > 0) and on generated windows: ``(R,)`` from
+    ``(R, n_real)`` and ``(R, n_fake)`` logits.
+
+    With as many generated as real windows (the published protocol) this is the plain test
+    accuracy. With unequal counts the plain accuracy would weight the classes by their sizes:
+    a classifier that calls every window real would score ``|n_real / n - 0.5|`` instead of 0.
+    """
+    real_accuracy = (real_logits > 0).double().mean(1)
+    fake_accuracy = (fake_logits <= 0).double().mean(1)
+    return (real_accuracy + fake_accuracy) / 2
+
+
 def _logits(model: StackedGRU, data: Tensor, index: Tensor) -> Tensor:
     """``(R, n)`` logits of ``data[index[r]]`` under model ``r``; ``data`` ``(N, L, C)``,
     ``index`` ``(R, n)``, evaluated in chunks of windows to bound memory."""
@@ -179,10 +192,8 @@ def _run_discriminative(
     with torch.no_grad():
         real_logits = _logits(model, real, torch.stack(real_test))
         fake_logits = _logits(model, fake, torch.stack(fake_test))
-    correct = (real_logits > 0).sum(1) + (fake_logits <= 0).sum(1)
-    accuracy = correct.double() / (real_logits.shape[1] + fake_logits.shape[1])
     return _DiscriminativeRun(
-        scores=(accuracy - 0.5).abs().cpu(),
+        scores=(_balanced_accuracy(real_logits, fake_logits) - 0.5).abs().cpu(),
         losses=losses.cpu(),
         real_logits=real_logits.cpu(),
         fake_logits=fake_logits.cpu(),
