@@ -3,9 +3,11 @@ the tables rebuilt from run records (the runs themselves take hours; they are no
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -20,9 +22,15 @@ def scripts() -> dict:
         import _runs
         import _tables
         import reproduce_conditional
+        import reproduce_unconditional
     finally:
         sys.path.remove(str(SCRIPTS))
-    return {"runs": _runs, "tables": _tables, "conditional": reproduce_conditional}
+    return {
+        "runs": _runs,
+        "tables": _tables,
+        "conditional": reproduce_conditional,
+        "unconditional": reproduce_unconditional,
+    }
 
 
 def test_last_value_never_reads_unobserved_entries(scripts: dict) -> None:
@@ -47,6 +55,41 @@ def test_time_budget_needs_chunks(scripts: dict, tmp_path: Path) -> None:
         scripts["runs"].train_chunked(
             tmp_path / "run", config, [], max_steps=10, chunk_steps=1500, accelerator="cpu"
         )
+
+
+def test_sines_are_scored_in_their_own_units_and_stocks_rescaled(
+    scripts: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # TimeGAN's sines lie in [0.5, 1] and the papers score them as they are; min-max
+    # rescaling would double every error. Stocks are rescaled in the papers as here.
+    module = scripts["unconditional"]
+    calls: list[tuple[float, bool]] = []  # (smallest real value, scaled) per evaluation
+
+    def fake_evaluate(real, fake, metrics, *, scaled, **kwargs):
+        calls.append((float(real.min()), scaled))
+        return SimpleNamespace(metadata={"precision": "float32"}, to_dict=dict)
+
+    saved: list[str] = []
+    monkeypatch.setattr(module, "evaluate", fake_evaluate)
+    monkeypatch.setattr(module, "save_record", lambda kind, name, record: saved.append(name))
+    args = argparse.Namespace(
+        datasets=["sines", "stocks"], models=["real"], runs=None, device="cpu", repeats=1,
+        progress=False,
+    )  # fmt: skip
+    module.evaluate_runs(args)
+    assert saved == ["sines-real", "stocks-real"]
+    (sines_min, sines_scaled), (_, stocks_scaled) = calls
+    assert sines_min >= 0.5 and sines_scaled is True
+    assert stocks_scaled is False
+
+
+def test_reference_objective_overrides_follow_the_dataset(scripts: dict) -> None:
+    overrides = scripts["unconditional"].MODELS["gp_reference_objective"]
+    for dataset, sigma_data in [("sines", "0.5"), ("stocks", "0.1"), ("etth1", "0.1")]:
+        flags = overrides(dataset)
+        assert flags[flags.index("--model.init_args.preconditioning") + 1] == "false"
+        assert flags[flags.index("--model.init_args.time_input") + 1] == "raw"
+        assert flags[flags.index("--model.init_args.sigma_data") + 1] == sigma_data
 
 
 def _unconditional_record(model: str, values: dict[str, list[float]]) -> dict:
