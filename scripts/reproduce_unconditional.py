@@ -43,7 +43,7 @@ from _runs import (
 from _tables import write_results_md
 
 from tsgen.api import load, training_windows
-from tsgen.data import WindowsDataModule
+from tsgen.data import PROTOCOL_UNITS_DATASETS, WindowsDataModule
 from tsgen.metrics import evaluate
 
 log = logging.getLogger("reproduce")
@@ -64,9 +64,6 @@ MODELS = {
     ],
 }  # fmt: skip
 SEED = 0
-# Datasets that the papers score in their own units: TimeGAN's sines lie in [0.5, 1] and are
-# scored as they are; min-max rescaling them to [0, 1] would double every error.
-PROTOCOL_UNITS = {"sines"}
 
 
 def _config(dataset: str) -> Path:
@@ -146,7 +143,7 @@ def evaluate_runs(args: argparse.Namespace) -> None:
                 repeats=args.repeats,
                 seed=SEED,
                 device=device,
-                scaled=dataset in PROTOCOL_UNITS,
+                scaled=dataset in PROTOCOL_UNITS_DATASETS,
                 progress=args.progress,
             )
             log.info("%s / %s\n%s", dataset, model, report)

@@ -103,3 +103,27 @@ def test_plots_without_matplotlib_fail_before_the_metrics(
     with pytest.raises(ImportError, match="--plots needs matplotlib"):
         main(["evaluate", "fake.npy", "--real", "fake.npy", "--plots", "eval"])
     assert not Path("evaluation.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("real", "flag", "own_units"),
+    [
+        ("sines", None, True),  # the papers score Sines as they are
+        ("sines", "--rescale", False),
+        ("stocks", None, False),
+        ("stocks", "--scaled", True),
+        ("real.npy", None, False),  # a user's windows: rescaled unless told
+    ],
+)
+def test_evaluate_scores_sines_in_its_own_units(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, real: str, flag: str | None, own_units: bool
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    features = {"sines": 5, "stocks": 6, "real.npy": 6}[real]
+    rng = np.random.default_rng(0)
+    np.save("real.npy", rng.uniform(size=(20, 8, 6)))
+    np.save("fake.npy", rng.uniform(0.5, 1.0, size=(30, 8, features)))
+    main(["evaluate", "fake.npy", "--real", real, "--window", "8", "--metrics", "acf",
+          "--repeats", "2", "--no_progress", *([flag] if flag else [])])  # fmt: skip
+    scaling = json.loads(Path("evaluation.json").read_text())["scaling"]
+    assert scaling == ("already in [0, 1]" if own_units else "scaled by the real windows' min-max")

@@ -18,7 +18,12 @@ Example::
     mask = random_missing_mask((64, 24, 6), ratios, generator=g)  # (64, 24, 6), True: observed
 """
 
-from tsgen.data.datasets import BUILTIN_DATASETS, load_builtin, make_sines
+from tsgen.data.datasets import (
+    BUILTIN_DATASETS,
+    PROTOCOL_UNITS_DATASETS,
+    load_builtin,
+    make_sines,
+)
 from tsgen.data.masks import (
     forecast_mask,
     geometric_runs_mask,
@@ -37,6 +42,7 @@ from tsgen.data.windows import (
 
 __all__ = [
     "BUILTIN_DATASETS",
+    "PROTOCOL_UNITS_DATASETS",
     "EpochShuffleSampler",
     "MinMaxScaler",
     "ResumableDataLoader",

@@ -15,7 +15,7 @@ import numpy as np
 from tsgen._validation import check_int
 from tsgen.data.series import parse_csv
 
-__all__ = ["BUILTIN_DATASETS", "load_builtin", "make_sines"]
+__all__ = ["BUILTIN_DATASETS", "PROTOCOL_UNITS_DATASETS", "load_builtin", "make_sines"]
 
 # name -> (file in tsgen/data/builtin, columns to drop). ETTh1's ``date`` is implied by the row
 # order (hourly, no gaps), so it is dropped rather than parsed.
@@ -23,6 +23,12 @@ _FILES = {"stocks": ("stocks.csv", ()), "etth1": ("etth1.csv", ("date",))}
 
 BUILTIN_DATASETS = ("sines", *_FILES)
 """Every name accepted as a built-in dataset (``sines`` is generated, see :func:`make_sines`)."""
+
+PROTOCOL_UNITS_DATASETS = frozenset({"sines"})
+"""Built-in datasets that the papers' protocol scores in their own units rather than min-max
+rescaled by the real windows: TimeGAN's sines lie in ``[0.5, 1]`` and are scored as they are
+(rescaling them to ``[0, 1]`` doubles every error). ``tsgen evaluate`` and
+``scripts/reproduce_unconditional.py`` read this set."""
 
 
 def _resource_bytes(filename: str) -> bytes:

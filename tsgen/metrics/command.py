@@ -23,11 +23,15 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tsgen.metrics._repeats import resolve_device
 from tsgen.metrics.evaluate import METRICS, TRAINED_METRICS, evaluate
+
+if TYPE_CHECKING:
+    from tsgen.data import WindowsDataModule
 
 __all__ = ["build_parser", "evaluate_main"]
 
@@ -36,6 +40,10 @@ log = logging.getLogger(__name__)
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tsgen evaluate``."""
+    # tsgen.data brings Lightning: imported when the command runs, not with tsgen.metrics.
+    from tsgen.data import PROTOCOL_UNITS_DATASETS
+
+    own_units = ", ".join(sorted(PROTOCOL_UNITS_DATASETS))
     parser = argparse.ArgumentParser(
         prog="tsgen evaluate",
         description="Evaluate generated windows against real ones with the bundled metrics.",
@@ -66,7 +74,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=N",
         help=f"override training iterations of {', '.join(TRAINED_METRICS)}",
     )
-    parser.add_argument("--scaled", action="store_true", help="both sets are already in [0, 1]")
+    units = parser.add_mutually_exclusive_group()
+    units.add_argument(
+        "--scaled",
+        dest="scaled",
+        action="store_const",
+        const=True,
+        help="score both sets as they are (already in [0, 1]); the default for the built-in "
+        f"datasets the papers score in their own units ({own_units})",
+    )
+    units.add_argument(
+        "--rescale",
+        dest="scaled",
+        action="store_const",
+        const=False,
+        help="min-max scale both sets by the real windows (the default for every other data)",
+    )
     parser.add_argument("--tf32", action="store_true", help="allow TF32 on CUDA (faster)")
     parser.add_argument("--output", type=Path, default=Path("evaluation.json"))
     parser.add_argument("--plots", type=Path, default=None, help="directory for PNG pictures")
@@ -74,8 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _real_windows(real: str | None, source: Path, window: int) -> np.ndarray:
-    from tsgen.api import training_windows
+def _real_windows(real: str | None, source: Path, window: int) -> tuple[np.ndarray, str | None]:
+    """The real windows in original units and the built-in dataset they come from (``None``
+    for a user's file or series)."""
+    from tsgen.api import load_datamodule
     from tsgen.data import BUILTIN_DATASETS, WindowsDataModule
 
     if real is None:
@@ -84,9 +109,9 @@ def _real_windows(real: str | None, source: Path, window: int) -> np.ndarray:
                 "--real is needed when the source is a file of samples: a .npy of real windows, "
                 f"a .ckpt or a built-in dataset name ({', '.join(BUILTIN_DATASETS)})"
             )
-        return training_windows(source)
+        return _training_windows(load_datamodule(source))
     if real in BUILTIN_DATASETS:
-        return WindowsDataModule(dataset=real, window=window).train_split.raw.numpy()
+        return WindowsDataModule(dataset=real, window=window).train_split.raw.numpy(), real
     path = Path(real)
     if not path.is_file():
         raise FileNotFoundError(
@@ -94,10 +119,17 @@ def _real_windows(real: str | None, source: Path, window: int) -> np.ndarray:
             f"({', '.join(BUILTIN_DATASETS)})"
         )
     if path.suffix == ".ckpt":
-        return training_windows(path)
+        return _training_windows(load_datamodule(path))
     if path.suffix == ".npy":
-        return np.load(path)
+        return np.load(path), None
     raise ValueError(f"--real must be a .npy, a .ckpt or a dataset name; got {real!r}")
+
+
+def _training_windows(datamodule: WindowsDataModule) -> tuple[np.ndarray, str | None]:
+    """A checkpoint's training windows and its built-in dataset (``None`` for a user's path)."""
+    hparams = datamodule.hparams
+    dataset = None if hparams.get("path") is not None else hparams.get("dataset")
+    return datamodule.train_split.raw.numpy(), dataset
 
 
 def _iterations(pairs: Sequence[str]) -> dict[str, int]:
@@ -121,7 +153,14 @@ def evaluate_main(args: Sequence[str] | None = None) -> None:
     if ns.plots is not None and importlib.util.find_spec("matplotlib") is None:
         # Fail before minutes of metrics, not after.
         raise ImportError("--plots needs matplotlib: pip install 'tsgen[viz]'")
-    real = _real_windows(ns.real, ns.source, ns.window)
+    from tsgen.data import PROTOCOL_UNITS_DATASETS
+
+    real, dataset = _real_windows(ns.real, ns.source, ns.window)
+    scaled = ns.scaled
+    if scaled is None:
+        scaled = dataset in PROTOCOL_UNITS_DATASETS
+        if scaled:
+            log.info("scoring %s in its own units, as the papers do (--rescale to change)", dataset)
     if np.isnan(real).any():
         incomplete = int(np.isnan(real).any(axis=(1, 2)).sum())
         raise ValueError(
@@ -150,7 +189,7 @@ def evaluate_main(args: Sequence[str] | None = None) -> None:
         repeats=ns.repeats,
         seed=ns.seed,
         device=ns.device,
-        scaled=ns.scaled,
+        scaled=scaled,
         iterations=_iterations(ns.iterations),
         progress=not ns.no_progress,
         tf32=ns.tf32,
