@@ -24,6 +24,7 @@ from tsgen.metrics.intervals import t_interval
 __all__ = [
     "REPO",
     "RESULTS",
+    "apply_sampling",
     "checkpoint_steps",
     "config_steps",
     "interval",
@@ -42,6 +43,17 @@ RESULTS = REPO / "docs" / "results"
 TRAIN_LOG = "train_chunks.json"
 # The code that produced a record is the code at the script's start, not at the time of saving.
 COMMIT = git_commit()
+# The TimeBridge options that only shape sampling, not training.
+SAMPLING_OPTIONS = (
+    "sampler",
+    "n_intervals",
+    "churn",
+    "rho",
+    "sample_t_min",
+    "posterior_variance",
+    "observed_reset",
+    "use_ema",
+)
 
 
 def checkpoint_steps(checkpoint: Path) -> int:
@@ -62,6 +74,30 @@ def config_steps(config: Path) -> tuple[int, int]:
         if "every_n_train_steps" in cb.get("init_args", {})
     ]
     return int(data["trainer"]["max_steps"]), int(every[0]) if every else 0
+
+
+def apply_sampling(model: Any, config: Path) -> dict[str, Any]:
+    """Give a loaded TimeBridge the sampling options of ``config`` (its model's values, else the
+    class defaults) and return them for the record.
+
+    Sampling is not part of training, so a checkpoint is scored with the sampler its config
+    and the library state now, not the one saved with it (older checkpoints keep the old
+    sampler otherwise, see ``TimeBridge.on_load_checkpoint``).
+    """
+    import inspect
+
+    import yaml
+
+    defaults = inspect.signature(type(model).__init__).parameters
+    given = yaml.safe_load(config.read_text())["model"].get("init_args", {})
+    settings = {
+        name: given.get(name, defaults[name].default)
+        for name in SAMPLING_OPTIONS
+        if name in defaults
+    }
+    for name, value in settings.items():
+        model.hparams[name] = value
+    return settings
 
 
 def _write_json(path: Path, data: Any) -> None:

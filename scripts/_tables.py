@@ -99,9 +99,13 @@ def _provenance(record: dict[str, Any]) -> str:
         if devices:
             parts.append(f"trained on {', '.join(devices)} in {wall / 60:.0f} min")
         sampling = record["sampling"]
+        # Records before the grid's options were recorded sampled with rho 7 down to t = 1e-4.
+        rho, end = sampling.get("rho", 7.0), sampling.get("sample_t_min", 1e-4)
+        grid = f"rho {rho:g} down to t = {end:g}"
         parts.append(
             f"{sampling['n']} windows sampled ({sampling['sampler']}, {sampling['n_intervals']} "
-            f"intervals, EMA {'on' if sampling['use_ema'] else 'off'}) in {sampling['wall_s']} s"
+            f"intervals, {grid}, EMA {'on' if sampling['use_ema'] else 'off'}) in "
+            f"{sampling['wall_s']} s"
         )
     elif "note" in record:
         parts.append(record["note"])

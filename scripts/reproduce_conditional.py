@@ -33,6 +33,7 @@ import torch
 from _machine import device_description
 from _runs import (
     REPO,
+    apply_sampling,
     checkpoint_steps,
     config_steps,
     run_command,
@@ -127,6 +128,7 @@ def evaluate_runs(args: argparse.Namespace) -> None:
                 log.warning("no checkpoint in %s: train it first", run_dir)
                 continue
             model = load(checkpoint, map_location=device)
+            sampling = apply_sampling(model, _config(dataset, task))
             datamodule = load_datamodule(checkpoint)
             split = datamodule.test_split
             target = split.raw  # (B, L, C) original units
@@ -178,8 +180,8 @@ def evaluate_runs(args: argparse.Namespace) -> None:
                 if method == "timebridge":
                     provenance = (
                         f"{steps} of {config_steps(_config(dataset, task))[0]} steps trained; "
-                        f"{args.samples} samples per window ({model.hparams.sampler}, "
-                        f"{model.hparams.n_intervals} intervals) on {device_description(device)}"
+                        f"{args.samples} samples per window ({sampling['sampler']}, "
+                        f"{sampling['n_intervals']} intervals) on {device_description(device)}"
                         f", {wall['timebridge']:.0f} s for {args.runs_per_setting} runs"
                     )
                 else:
@@ -193,6 +195,7 @@ def evaluate_runs(args: argparse.Namespace) -> None:
                     "runs": args.runs_per_setting,
                     "seeds": list(range(args.runs_per_setting)),
                     "samples_per_window": args.samples if method == "timebridge" else 1,
+                    "sampling": sampling if method == "timebridge" else {},
                     "config": str(_config(dataset, task).relative_to(REPO)),
                     "steps_trained": steps,
                     "training": training_record(run_dir) if method == "timebridge" else [],

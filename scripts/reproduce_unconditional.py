@@ -32,6 +32,7 @@ import torch
 from _machine import device_description
 from _runs import (
     REPO,
+    apply_sampling,
     checkpoint_steps,
     config_steps,
     run_command,
@@ -117,9 +118,9 @@ def evaluate_runs(args: argparse.Namespace) -> None:
                     continue
                 real = training_windows(checkpoint)
                 network = load(checkpoint, map_location=device)
+                settings = apply_sampling(network, _config(dataset))
                 tick = time.perf_counter()
                 fake = network.sample(len(real), seed=SEED).cpu().numpy()
-                hp = network.hparams
                 record.update(
                     config=str(_config(dataset).relative_to(REPO)),
                     overrides=MODELS[model](dataset),
@@ -129,9 +130,7 @@ def evaluate_runs(args: argparse.Namespace) -> None:
                     sampling={
                         "n": len(real),
                         "seed": SEED,
-                        "sampler": hp.sampler,
-                        "n_intervals": hp.n_intervals,
-                        "use_ema": hp.use_ema,
+                        **settings,
                         "wall_s": round(time.perf_counter() - tick, 1),
                         "device": device_description(device),
                     },

@@ -151,3 +151,23 @@ def test_results_md_is_rebuilt_from_records(
     assert "10000 of 10000 steps trained" in text
     assert "### Stocks, impute: 70% missing, 5 runs" in text
     assert "| TimeBridge (interpolation prior) | 0.0150 +- 0.0062 | - | - | - |" in text
+
+
+def test_checkpoints_are_sampled_with_their_configs_current_sampler(
+    scripts: dict, tmp_path: Path
+) -> None:
+    from tsgen.models import TimeBridge
+    from tsgen.priors import NormalPrior
+
+    model = TimeBridge(prior=NormalPrior(), rho=7.0, sample_t_min=1e-4, n_intervals=10)
+    config = tmp_path / "config.yaml"
+    config.write_text("model:\n  init_args:\n    n_intervals: 25\n    churn: 0.5\n")
+    settings = scripts["runs"].apply_sampling(model, config)
+    # The config's values, else the library's defaults: never what the checkpoint held.
+    assert settings["n_intervals"] == model.hparams.n_intervals == 25
+    assert settings["churn"] == model.hparams.churn == 0.5
+    assert settings["rho"] == model.hparams.rho == 14.0
+    assert settings["sample_t_min"] == model.hparams.sample_t_min == 1e-6
+    assert set(settings) == set(scripts["runs"].SAMPLING_OPTIONS)
+    stocks = SCRIPTS.parent / "configs" / "timebridge" / "stocks.yaml"
+    assert scripts["runs"].apply_sampling(model, stocks)["n_intervals"] == 40

@@ -22,7 +22,7 @@ from tsgen.models import TimeBridge
 from tsgen.nn import TrendSeasonTransformer
 from tsgen.priors import InterpolationPrior, NormalPrior
 from tsgen.priors.interpolation import interpolate_missing
-from tsgen.sde import VESDE
+from tsgen.sde import VESDE, PerSampleNoise, karras_grid
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:.*does not have many workers:UserWarning",
@@ -410,6 +410,8 @@ def test_unconditional_models_refuse_conditional_calls(trained):
         ({"n_intervals": 1}, "n_intervals"),
         ({"scaling": "instance"}, "task='generate' needs scaling='global'"),
         ({"time_input": "sigma"}, "time_input must be one of"),
+        ({"t_min": 0.0}, r"t_min must lie in \(0, "),
+        ({"sample_t_min": 1.0}, r"sample_t_min must lie in \(0, "),
     ],
 )
 def test_bad_configuration_is_named(kwargs, message):
@@ -444,10 +446,40 @@ def test_the_network_sees_raw_or_log_time(time_input, expected, preconditioning)
     torch.testing.assert_close(model.network.seen, torch.full((3,), expected))
 
 
-def test_checkpoints_from_before_time_input_keep_raw_time(trained, tmp_path):
+def test_checkpoints_from_before_time_input_keep_raw_time_and_their_sampler(trained, tmp_path):
     _, path = trained
     checkpoint = torch.load(path, weights_only=False)
     del checkpoint["hyper_parameters"]["time_input"]
+    del checkpoint["hyper_parameters"]["sample_t_min"]
     torch.save(checkpoint, tmp_path / "old.ckpt")
-    assert tsgen.load(tmp_path / "old.ckpt", weights_only=False).hparams.time_input == "raw"
-    assert tsgen.load(path, weights_only=False).hparams.time_input == "log"
+    old = tsgen.load(tmp_path / "old.ckpt", weights_only=False).hparams
+    assert old.time_input == "raw" and old.sample_t_min == old.t_min == 1e-4
+    new = tsgen.load(path, weights_only=False).hparams
+    assert new.time_input == "log" and new.sample_t_min == 1e-6
+
+
+class _RecordAllTimes(_RecordTime):
+    """A zero backbone that keeps every time it is given."""
+
+    def __init__(self, window: int, n_features: int) -> None:
+        super().__init__(window, n_features)
+        self.times: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        self.times.append(t)
+        return super().forward(x, t)
+
+
+@pytest.mark.parametrize("sample_t_min", [1e-5, 1e-3])
+def test_the_sampler_runs_its_karras_grid_down_to_sample_t_min(sample_t_min):
+    model = _model(
+        network=_RecordAllTimes, time_input="raw", use_ema=False, sample_t_min=sample_t_min
+    )
+    model.prior.fit(torch.zeros(4, 12, 2))
+    model.generate(2, PerSampleNoise([0, 1]))
+    times = torch.unique(torch.cat(model.network.times))
+    expected = karras_grid(1 - 1e-4, sample_t_min, 6, rho=14.0)[:-1]
+    # Every grid time but the final 0 is evaluated, and so are the times inside each interval
+    # where the SDE part of the hybrid step ends: the smallest is in the last interval.
+    assert torch.isin(expected.to(times.dtype), times).all()
+    assert float(times.min()) == pytest.approx((1 - model.hparams.churn) * sample_t_min)

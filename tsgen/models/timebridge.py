@@ -116,7 +116,11 @@ class TimeBridge(LightningModule):
             ``[1e-4, 1e-2]`` differ by less than 1e-2, so a raw-time network cannot tell
             these noise levels apart; ``log t`` spreads every decade of ``t`` evenly.
         fourier_weight: ``lambda_F``; ``None`` for ``sqrt(L) / 5``.
-        t_min: the smallest training and sampling time.
+        t_min: the smallest training time.
+        sample_t_min: the sampler's last grid time before its final step to 0 (the
+            reference: ``1e-4``). Below ``t_min`` by default: near 0 the preconditioned
+            denoiser tends to the identity (``c_skip -> 1``, ``c_out -> 0``), so the network is
+            barely asked to extrapolate; see docs/timebridge.md for what it changed on Stocks.
         lr, warmup_lr, warmup_steps, plateau_factor, plateau_patience, plateau_threshold,
             min_lr: the schedule (see :class:`~tsgen.models.schedule.WarmupReduceOnPlateau`),
             stepped once per optimizer step on the training loss.
@@ -132,7 +136,11 @@ class TimeBridge(LightningModule):
             interval); without it the ancestral chain's variance is too small at 40 intervals.
             Exact on Gaussian toys, but on Stocks it sampled worse than ``"hybrid"`` (the
             network does not see ``x_T``, which the identity assumes): not the default.
-        rho: the Karras grid's exponent.
+        rho: the exponent of the Karras grid, which is spaced in ``t``. The bridge's standard
+            deviation grows as ``sqrt(t)`` near 0, so 14 is EDM's ``rho = 7`` in that noise
+            scale. The reference used 7 in ``t`` down to ``1e-4``: 4 of its 40 grid times lie
+            below ``t = 5e-4``, where the fine detail of data like Stocks is decided (13 with
+            the defaults).
         missing_ratio: ``(low, high)``: training windows for ``"impute"`` hide each entry
             with a ratio drawn uniformly in this range per window.
         observed_reset: ``"marginal"`` resets observed entries after every sampler step to a
@@ -166,6 +174,7 @@ class TimeBridge(LightningModule):
         time_input: Literal["raw", "log"] = "log",
         fourier_weight: float | None = None,
         t_min: float = 1e-4,
+        sample_t_min: float = 1e-6,
         lr: float = 8e-4,
         warmup_lr: float = 1e-5,
         warmup_steps: int = 500,
@@ -180,7 +189,7 @@ class TimeBridge(LightningModule):
         n_intervals: int = 40,
         churn: float = 0.33,
         posterior_variance: Literal["none", "diagonal"] = "none",
-        rho: float = 7.0,
+        rho: float = 14.0,
         missing_ratio: tuple[float, float] = (0.1, 0.9),
         observed_reset: Literal["marginal", "exact"] = "marginal",
         num_samples: int = 1000,
@@ -226,8 +235,9 @@ class TimeBridge(LightningModule):
                 "original units through the global scaler, and instance-scaled windows have no "
                 "single scale to return to"
             )
-        if not 0 < t_min < _T - _T_GAP:
-            raise ValueError(f"t_min must lie in (0, {_T - _T_GAP}); got {t_min!r}")
+        for name, value in (("t_min", t_min), ("sample_t_min", sample_t_min)):
+            if not 0 < value < _T - _T_GAP:
+                raise ValueError(f"{name} must lie in (0, {_T - _T_GAP}); got {value!r}")
         if not (math.isfinite(sigma_data) and sigma_data > 0):
             raise ValueError(f"sigma_data must be a positive float; got {sigma_data!r}")
         if not 0 <= churn <= 1:
@@ -491,9 +501,13 @@ class TimeBridge(LightningModule):
                 f"checkpoint format {version!r} is not the one this version of tsgen reads "
                 f"({CHECKPOINT_FORMAT})"
             )
-        if "time_input" not in checkpoint.get("hyper_parameters", {}):
-            # Written before the option existed, when the network was always given raw t.
+        saved = checkpoint.get("hyper_parameters", {})
+        # Written before these options existed: the network was always given raw t, and the
+        # sampler stopped at the training's t_min.
+        if "time_input" not in saved:
             self.hparams.time_input = "raw"
+        if "sample_t_min" not in saved:
+            self.hparams.sample_t_min = self.hparams.t_min
 
     # --------------------------------------------------------------------------------- sampling
 
@@ -529,7 +543,7 @@ class TimeBridge(LightningModule):
             condition = PriorCondition(trends=values.to(device, dtype))
         x_T = self.prior.sample(n, noise, condition).to(device, dtype)
         grid = karras_grid(
-            _T - _T_GAP, hp.t_min, hp.n_intervals, rho=hp.rho, dtype=dtype, device=device
+            _T - _T_GAP, hp.sample_t_min, hp.n_intervals, rho=hp.rho, dtype=dtype, device=device
         )
 
         def predictor(x: Tensor, t: Tensor) -> Tensor:
