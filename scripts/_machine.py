@@ -23,10 +23,16 @@ def _git(*args: str) -> str:
     ).stdout.strip()
 
 
+# What the reproduction scripts write: a record saved by one run does not make the code of the
+# next one (in the same chain of runs) differ from the commit.
+_OUTPUTS = (":(exclude,top)docs/results", ":(exclude,top)docs/results.md")
+
+
 def git_commit() -> str:
+    """The short commit of the checkout, with ``+dirty`` when tracked code differs from it."""
     try:
         commit = _git("rev-parse", "--short", "HEAD")
-        dirty = _git("status", "--porcelain", "--untracked-files=no")
+        dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ":/", *_OUTPUTS)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return commit + ("+dirty" if dirty else "")
