@@ -5,6 +5,7 @@ them. Imported by ``scripts/reproduce_*.py`` (the scripts' directory is on ``sys
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import logging
 import math
@@ -43,17 +44,6 @@ RESULTS = REPO / "docs" / "results"
 TRAIN_LOG = "train_chunks.json"
 # The code that produced a record is the code at the script's start, not at the time of saving.
 COMMIT = git_commit()
-# The TimeBridge options that only shape sampling, not training.
-SAMPLING_OPTIONS = (
-    "sampler",
-    "n_intervals",
-    "churn",
-    "rho",
-    "sample_t_min",
-    "posterior_variance",
-    "observed_reset",
-    "use_ema",
-)
 
 
 def checkpoint_steps(checkpoint: Path) -> int:
@@ -76,28 +66,49 @@ def config_steps(config: Path) -> tuple[int, int]:
     return int(data["trainer"]["max_steps"]), int(every[0]) if every else 0
 
 
-def apply_sampling(model: Any, config: Path) -> dict[str, Any]:
-    """Give a loaded TimeBridge the sampling options of ``config`` (its model's values, else the
-    class defaults) and return them for the record.
+def apply_sampling(model: Any, config: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Give a loaded TimeBridge the sampling options of ``config`` and of ``overrides`` (the
+    run's command-line flags, ``["--model.init_args.rho", "7.0", ...]``), else the class
+    defaults, and return them for the record (``sample_t_min`` resolved).
 
     Sampling is not part of training, so a checkpoint is scored with the sampler its config
-    and the library state now, not the one saved with it (older checkpoints keep the old
-    sampler otherwise, see ``TimeBridge.on_load_checkpoint``).
+    and the library state now, not the one saved with it (``tsgen predict`` keeps the saved
+    one, see ``TimeBridge.on_load_checkpoint``).
     """
-    import inspect
-
     import yaml
 
-    defaults = inspect.signature(type(model).__init__).parameters
-    given = yaml.safe_load(config.read_text())["model"].get("init_args", {})
-    settings = {
-        name: given.get(name, defaults[name].default)
-        for name in SAMPLING_OPTIONS
-        if name in defaults
-    }
-    for name, value in settings.items():
-        model.hparams[name] = value
-    return settings
+    names = type(model).SAMPLING_OPTIONS
+    defaults = inspect.signature(type(model)).parameters
+    missing = [name for name in names if name not in defaults]
+    if missing:
+        raise ValueError(f"{type(model).__name__}'s constructor does not take {missing}")
+    given = yaml.safe_load(config.read_text())["model"].get("init_args") or {}
+    flags = dict(zip(overrides[::2], overrides[1::2], strict=True))
+    settings = {}
+    for name in names:
+        flag = f"--model.init_args.{name}"
+        if flag in flags:
+            settings[name] = _flag_value(flags[flag])
+        elif name in given:
+            settings[name] = given[name]
+        else:
+            settings[name] = defaults[name].default
+    model.set_sampling(**settings)
+    return {**settings, "sample_t_min": model.grid_t_min}
+
+
+def _flag_value(text: str) -> Any:
+    """A command-line value as the CLI reads it: YAML, and floats such as ``1e-4`` (a string in
+    YAML 1.1) as floats."""
+    import yaml
+
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _write_json(path: Path, data: Any) -> None:

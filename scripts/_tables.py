@@ -10,7 +10,7 @@ from _runs import REPO, RESULTS, interval, load_records
 
 from tsgen.metrics.evaluate import METRICS, PAPER_METRICS
 
-__all__ = ["write_results_md"]
+__all__ = ["sampling_grid", "write_results_md"]
 
 # Diffusion-TS (Yuan & Qiao, ICLR 2024), Table 1, L = 24, mean of 5 runs, as quoted in
 # ../shared/design/timebridge.md ("Numbers to beat").
@@ -89,6 +89,12 @@ def _unconditional(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def sampling_grid(sampling: dict[str, Any]) -> str:
+    """The sampler's grid of a record, e.g. ``rho 14 down to t = 1e-06``; records from before
+    the grid was recorded sampled with the reference's, rho 7 down to ``t = 1e-4``."""
+    return f"rho {sampling.get('rho', 7.0):g} down to t = {sampling.get('sample_t_min', 1e-4):.0e}"
+
+
 def _provenance(record: dict[str, Any]) -> str:
     evaluation = record["evaluation"]
     parts = []
@@ -99,13 +105,10 @@ def _provenance(record: dict[str, Any]) -> str:
         if devices:
             parts.append(f"trained on {', '.join(devices)} in {wall / 60:.0f} min")
         sampling = record["sampling"]
-        # Records before the grid's options were recorded sampled with rho 7 down to t = 1e-4.
-        rho, end = sampling.get("rho", 7.0), sampling.get("sample_t_min", 1e-4)
-        grid = f"rho {rho:g} down to t = {end:g}"
+        ema = "on" if sampling["use_ema"] else "off"
         parts.append(
             f"{sampling['n']} windows sampled ({sampling['sampler']}, {sampling['n_intervals']} "
-            f"intervals, {grid}, EMA {'on' if sampling['use_ema'] else 'off'}) in "
-            f"{sampling['wall_s']} s"
+            f"intervals, {sampling_grid(sampling)}, EMA {ema}) in {sampling['wall_s']} s"
         )
     elif "note" in record:
         parts.append(record["note"])

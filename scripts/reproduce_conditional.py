@@ -42,7 +42,7 @@ from _runs import (
     train_chunked,
     training_record,
 )
-from _tables import write_results_md
+from _tables import sampling_grid, write_results_md
 
 from tsgen.api import load, load_datamodule
 from tsgen.data import random_missing_mask
@@ -181,7 +181,8 @@ def evaluate_runs(args: argparse.Namespace) -> None:
                     provenance = (
                         f"{steps} of {config_steps(_config(dataset, task))[0]} steps trained; "
                         f"{args.samples} samples per window ({sampling['sampler']}, "
-                        f"{sampling['n_intervals']} intervals) on {device_description(device)}"
+                        f"{sampling['n_intervals']} intervals, {sampling_grid(sampling)}) on "
+                        f"{device_description(device)}"
                         f", {wall['timebridge']:.0f} s for {args.runs_per_setting} runs"
                     )
                 else:

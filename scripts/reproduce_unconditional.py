@@ -57,11 +57,14 @@ REFERENCE_SIGMA_DATA = {"sines": 0.5, "stocks": 0.1, "etth1": 0.1}
 MODELS = {
     "gp": lambda dataset: [],
     "normal": lambda dataset: ["--model.init_args.prior", "tsgen.priors.NormalPrior"],
-    # The reference implementation's objective: raw t, no preconditioning (docs/timebridge.md).
+    # The reference implementation's objective (raw t, no preconditioning) and sampler's grid
+    # (rho 7 in t down to 1e-4; docs/timebridge.md).
     "gp_reference_objective": lambda dataset: [
         "--model.init_args.preconditioning", "false",
         "--model.init_args.time_input", "raw",
         "--model.init_args.sigma_data", str(REFERENCE_SIGMA_DATA[dataset]),
+        "--model.init_args.rho", "7.0",
+        "--model.init_args.sample_t_min", "0.0001",
     ],
 }  # fmt: skip
 SEED = 0
@@ -118,7 +121,7 @@ def evaluate_runs(args: argparse.Namespace) -> None:
                     continue
                 real = training_windows(checkpoint)
                 network = load(checkpoint, map_location=device)
-                settings = apply_sampling(network, _config(dataset))
+                settings = apply_sampling(network, _config(dataset), MODELS[model](dataset))
                 tick = time.perf_counter()
                 fake = network.sample(len(real), seed=SEED).cpu().numpy()
                 record.update(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -127,3 +128,20 @@ def test_evaluate_scores_sines_in_its_own_units(
           "--repeats", "2", "--no_progress", *([flag] if flag else [])])  # fmt: skip
     scaling = json.loads(Path("evaluation.json").read_text())["scaling"]
     assert scaling == ("already in [0, 1]" if own_units else "scaled by the real windows' min-max")
+
+
+@pytest.mark.parametrize(
+    ("hparams", "dataset"),
+    [({"dataset": "sines", "path": None}, "sines"), ({"dataset": "sines", "path": "my.csv"}, None)],
+)
+def test_a_checkpoints_dataset_is_its_builtin_name_or_none_for_a_users_file(
+    hparams: dict, dataset: str | None
+) -> None:
+    from tsgen.metrics.command import _training_windows
+
+    raw = np.zeros((3, 8, 5))
+    datamodule = SimpleNamespace(
+        hparams=hparams, train_split=SimpleNamespace(raw=SimpleNamespace(numpy=lambda: raw))
+    )
+    windows, name = _training_windows(datamodule)
+    assert windows is raw and name == dataset

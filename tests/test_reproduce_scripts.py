@@ -159,15 +159,37 @@ def test_checkpoints_are_sampled_with_their_configs_current_sampler(
     from tsgen.models import TimeBridge
     from tsgen.priors import NormalPrior
 
+    apply_sampling = scripts["runs"].apply_sampling
     model = TimeBridge(prior=NormalPrior(), rho=7.0, sample_t_min=1e-4, n_intervals=10)
     config = tmp_path / "config.yaml"
     config.write_text("model:\n  init_args:\n    n_intervals: 25\n    churn: 0.5\n")
-    settings = scripts["runs"].apply_sampling(model, config)
+    settings = apply_sampling(model, config)
     # The config's values, else the library's defaults: never what the checkpoint held.
     assert settings["n_intervals"] == model.hparams.n_intervals == 25
     assert settings["churn"] == model.hparams.churn == 0.5
     assert settings["rho"] == model.hparams.rho == 14.0
-    assert settings["sample_t_min"] == model.hparams.sample_t_min == 1e-6
-    assert set(settings) == set(scripts["runs"].SAMPLING_OPTIONS)
+    assert settings["sample_t_min"] == model.grid_t_min == 1e-6  # resolved for the record
+    assert set(settings) == set(TimeBridge.SAMPLING_OPTIONS)
+    # Command-line overrides win, read as the CLI reads them (1e-4 is a string in YAML 1.1).
+    flags = ["--model.init_args.rho", "7.0", "--model.init_args.sample_t_min", "1e-4"]
+    assert apply_sampling(model, config, flags)["sample_t_min"] == model.grid_t_min == 1e-4
+    assert model.hparams.rho == 7.0
     stocks = SCRIPTS.parent / "configs" / "timebridge" / "stocks.yaml"
-    assert scripts["runs"].apply_sampling(model, stocks)["n_intervals"] == 40
+    settings = apply_sampling(model, stocks)
+    assert (settings["n_intervals"], settings["rho"], settings["sample_t_min"]) == (40, 14.0, 1e-6)
+    config.write_text("model:\n  init_args:\n    rho: -2.0\n")
+    with pytest.raises(ValueError, match=r"rho must be a positive number; got -2\.0"):
+        apply_sampling(model, config)
+    config.write_text("model:\n  init_args:\n")
+    assert apply_sampling(model, config)["rho"] == 14.0
+
+
+def test_the_reference_objective_is_sampled_on_the_reference_grid(scripts: dict) -> None:
+    from tsgen.models import TimeBridge
+    from tsgen.priors import NormalPrior
+
+    model = TimeBridge(prior=NormalPrior(), preconditioning=False, time_input="raw")
+    stocks = SCRIPTS.parent / "configs" / "timebridge" / "stocks.yaml"
+    flags = scripts["unconditional"].MODELS["gp_reference_objective"]("stocks")
+    settings = scripts["runs"].apply_sampling(model, stocks, flags)
+    assert (settings["rho"], settings["sample_t_min"]) == (7.0, 1e-4)

@@ -411,7 +411,8 @@ def test_unconditional_models_refuse_conditional_calls(trained):
         ({"scaling": "instance"}, "task='generate' needs scaling='global'"),
         ({"time_input": "sigma"}, "time_input must be one of"),
         ({"t_min": 0.0}, r"t_min must lie in \(0, "),
-        ({"sample_t_min": 1.0}, r"sample_t_min must lie in \(0, "),
+        ({"sample_t_min": 1.0}, r"sample_t_min must be None or a number in \(0, "),
+        ({"churn": 1.5}, r"churn must be a number in \[0, 1\]"),
     ],
 )
 def test_bad_configuration_is_named(kwargs, message):
@@ -451,11 +452,50 @@ def test_checkpoints_from_before_time_input_keep_raw_time_and_their_sampler(trai
     checkpoint = torch.load(path, weights_only=False)
     del checkpoint["hyper_parameters"]["time_input"]
     del checkpoint["hyper_parameters"]["sample_t_min"]
+    checkpoint["hyper_parameters"]["rho"] = 7.0  # the default then
     torch.save(checkpoint, tmp_path / "old.ckpt")
-    old = tsgen.load(tmp_path / "old.ckpt", weights_only=False).hparams
-    assert old.time_input == "raw" and old.sample_t_min == old.t_min == 1e-4
-    new = tsgen.load(path, weights_only=False).hparams
-    assert new.time_input == "log" and new.sample_t_min == 1e-6
+    old = tsgen.load(tmp_path / "old.ckpt", weights_only=False)
+    assert old.hparams.time_input == "raw" and old.hparams.rho == 7.0
+    assert old.hparams.sample_t_min == old.grid_t_min == old.hparams.t_min == 1e-4
+    new = tsgen.load(path, weights_only=False)
+    assert new.hparams.time_input == "log" and new.hparams.rho == 14.0
+    assert new.hparams.sample_t_min is None and new.grid_t_min == 1e-6
+
+
+def test_an_explicit_sample_t_min_survives_loading_an_old_checkpoint():
+    # The CLI builds the model from the config and explicit flags, then restores the weights:
+    # an old checkpoint's missing option must not overwrite a value the user gave.
+    old = {"tsgen_format": 1, "hyper_parameters": {"time_input": "log"}}
+    given = _model(sample_t_min=1e-5)
+    given.on_load_checkpoint(old)
+    assert given.grid_t_min == 1e-5
+    unset = _model()
+    unset.on_load_checkpoint(old)
+    assert unset.grid_t_min == unset.hparams.t_min
+
+
+@pytest.mark.parametrize(
+    ("preconditioning", "sample_t_min", "expected"),
+    [(True, None, 1e-6), (False, None, 1e-4), (False, 1e-5, 1e-5), (True, 1e-3, 1e-3)],
+)
+def test_the_grid_ends_below_t_min_only_with_the_preconditioning(
+    preconditioning, sample_t_min, expected
+):
+    model = _model(preconditioning=preconditioning, sample_t_min=sample_t_min)
+    assert model.grid_t_min == expected
+
+
+def test_set_sampling_validates_like_the_constructor():
+    model = _model()
+    model.set_sampling(rho=7.0, sample_t_min=1e-4, n_intervals=10)
+    assert (model.hparams.rho, model.grid_t_min, model.hparams.n_intervals) == (7.0, 1e-4, 10)
+    with pytest.raises(ValueError, match=r"rho must be a positive number; got -1"):
+        model.set_sampling(rho=-1)
+    with pytest.raises(ValueError, match=r"sample_t_min must be None or a number in \(0, "):
+        model.set_sampling(sample_t_min=2.0)
+    with pytest.raises(ValueError, match="'t_min' is not a sampling option; they are sampler"):
+        model.set_sampling(t_min=1e-3)
+    assert model.hparams.t_min == 1e-4 and model.hparams.rho == 7.0
 
 
 class _RecordAllTimes(_RecordTime):

@@ -11,8 +11,10 @@ With a checkpoint as the source, as many windows as the real set holds are gener
 (``--num_samples`` to change) with ``--seed``. The real windows are, in this order of preference:
 ``--real`` (a ``.npy`` file of ``(N, L, C)`` windows, a checkpoint whose training windows to use,
 or a built-in dataset name windowed with ``--window``), else the source checkpoint's training
-windows. The table is printed, the report saved as JSON (``--output``) and, with ``--plots``,
-pictures are drawn (``viz`` extra).
+windows. Both sets are min-max scaled by the real windows, except real windows of a dataset the
+papers score in its own units (``tsgen.data.PROTOCOL_UNITS_DATASETS``: the built-in ``sines``);
+``--scaled`` and ``--rescale`` decide it explicitly. The table is printed, the report saved as
+JSON (``--output``) and, with ``--plots``, pictures are drawn (``viz`` extra).
 """
 
 from __future__ import annotations

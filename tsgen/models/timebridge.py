@@ -63,6 +63,8 @@ Task = Literal["generate", "impute", "forecast"]
 # The bridge's end time, and the sampler's gap below it (timebridge.md, "Sampling").
 _T = 1.0
 _T_GAP = 1e-4
+# The sampler's last grid time with the preconditioning when none is given (docs/timebridge.md).
+_PRECONDITIONED_SAMPLE_T_MIN = 1e-6
 # What a random stream is for, the first entry of its seed sequence: training noise, sampling,
 # and the masks of predict-time imputation never share numbers, whatever the user's seed.
 _TRAINING_STREAM, _SAMPLE_STREAM, _MASK_STREAM = 0, 1, 2
@@ -71,6 +73,45 @@ _TRAINING_STREAM, _SAMPLE_STREAM, _MASK_STREAM = 0, 1, 2
 def _stream(purpose: int, seed: int) -> int:
     """The :class:`~tsgen.sde.PerSampleNoise` stream of a purpose and a user seed (injective)."""
     return 3 * seed + purpose
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# Sampling option -> (is the value valid, what is expected), or the allowed choices.
+_SAMPLING_CHECKS: dict[str, tuple[Callable[[Any], bool], str] | tuple[str, ...]] = {
+    "sampler": ("hybrid", "sde", "ode", "ancestral"),
+    "n_intervals": (
+        lambda v: _is_number(v) and isinstance(v, int) and v >= 2,
+        "an integer >= 2",
+    ),
+    "churn": (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "rho": (lambda v: _is_number(v) and v > 0, "a positive number"),
+    "sample_t_min": (
+        lambda v: v is None or (_is_number(v) and 0 < v < _T - _T_GAP),
+        f"None or a number in (0, {_T - _T_GAP})",
+    ),
+    "posterior_variance": ("none", "diagonal"),
+    "observed_reset": ("marginal", "exact"),
+    "use_ema": (lambda v: isinstance(v, bool), "a bool"),
+}
+
+
+def _check_sampling(**options: Any) -> None:
+    """Validate sampling options of :class:`TimeBridge` (any subset), naming the bad one."""
+    for name, value in options.items():
+        check = _SAMPLING_CHECKS.get(name)
+        if check is None:
+            raise ValueError(
+                f"{name!r} is not a sampling option; they are {', '.join(_SAMPLING_CHECKS)}"
+            )
+        if callable(check[0]):
+            valid, expected = check
+            if not valid(value):
+                raise ValueError(f"{name} must be {expected}; got {value!r}")
+        else:
+            check_choice(name, value, check)
 
 
 def _pair(i: Tensor, j: Tensor) -> Tensor:
@@ -117,10 +158,11 @@ class TimeBridge(LightningModule):
             these noise levels apart; ``log t`` spreads every decade of ``t`` evenly.
         fourier_weight: ``lambda_F``; ``None`` for ``sqrt(L) / 5``.
         t_min: the smallest training time.
-        sample_t_min: the sampler's last grid time before its final step to 0 (the
-            reference: ``1e-4``). Below ``t_min`` by default: near 0 the preconditioned
-            denoiser tends to the identity (``c_skip -> 1``, ``c_out -> 0``), so the network is
-            barely asked to extrapolate; see docs/timebridge.md for what it changed on Stocks.
+        sample_t_min: the sampler's last grid time before its final step to 0. ``None``:
+            ``1e-6`` with the preconditioning, where the denoiser tends to its input as
+            ``t -> 0`` (``c_skip -> 1``, ``c_out -> 0``), so going below ``t_min`` asks the
+            network for little extrapolation (docs/timebridge.md: what it changed on Stocks);
+            ``t_min`` without it (the reference's ``1e-4``).
         lr, warmup_lr, warmup_steps, plateau_factor, plateau_patience, plateau_threshold,
             min_lr: the schedule (see :class:`~tsgen.models.schedule.WarmupReduceOnPlateau`),
             stepped once per optimizer step on the training loss.
@@ -158,6 +200,9 @@ class TimeBridge(LightningModule):
         use_ema: sample with the EMA weights (``False``: the raw weights).
     """
 
+    SAMPLING_OPTIONS = tuple(_SAMPLING_CHECKS)
+    """The options that shape sampling only, not training (:meth:`set_sampling` changes them)."""
+
     def __init__(
         self,
         network: NetworkFactory | None = None,
@@ -174,7 +219,7 @@ class TimeBridge(LightningModule):
         time_input: Literal["raw", "log"] = "log",
         fourier_weight: float | None = None,
         t_min: float = 1e-4,
-        sample_t_min: float = 1e-6,
+        sample_t_min: float | None = None,
         lr: float = 8e-4,
         warmup_lr: float = 1e-5,
         warmup_steps: int = 500,
@@ -208,7 +253,6 @@ class TimeBridge(LightningModule):
         check_int("n_features", n_features)
         for name, value, minimum in (
             ("ema_every", ema_every, 1),
-            ("n_intervals", n_intervals, 2),
             ("num_samples", num_samples, 1),
             ("sample_batch_size", sample_batch_size, 1),
             ("warmup_steps", warmup_steps, 0),
@@ -220,9 +264,16 @@ class TimeBridge(LightningModule):
         check_choice("scaling", scaling, ("global", "instance"))
         check_choice("loss_weight", loss_weight, ("bridge", "uniform"))
         check_choice("time_input", time_input, ("raw", "log"))
-        check_choice("sampler", sampler, ("hybrid", "sde", "ode", "ancestral"))
-        check_choice("observed_reset", observed_reset, ("marginal", "exact"))
-        check_choice("posterior_variance", posterior_variance, ("none", "diagonal"))
+        _check_sampling(
+            sampler=sampler,
+            n_intervals=n_intervals,
+            churn=churn,
+            rho=rho,
+            sample_t_min=sample_t_min,
+            posterior_variance=posterior_variance,
+            observed_reset=observed_reset,
+            use_ema=use_ema,
+        )
         horizon_ok = not isinstance(horizon, bool) and isinstance(horizon, int)
         if task == "forecast" and not (horizon_ok and 1 <= horizon < window):
             raise ValueError(
@@ -235,13 +286,10 @@ class TimeBridge(LightningModule):
                 "original units through the global scaler, and instance-scaled windows have no "
                 "single scale to return to"
             )
-        for name, value in (("t_min", t_min), ("sample_t_min", sample_t_min)):
-            if not 0 < value < _T - _T_GAP:
-                raise ValueError(f"{name} must lie in (0, {_T - _T_GAP}); got {value!r}")
+        if not 0 < t_min < _T - _T_GAP:
+            raise ValueError(f"t_min must lie in (0, {_T - _T_GAP}); got {t_min!r}")
         if not (math.isfinite(sigma_data) and sigma_data > 0):
             raise ValueError(f"sigma_data must be a positive float; got {sigma_data!r}")
-        if not 0 <= churn <= 1:
-            raise ValueError(f"churn must lie in [0, 1]; got {churn!r}")
         if not 0 <= predict_missing_ratio < 1:
             raise ValueError(
                 f"predict_missing_ratio must lie in [0, 1); got {predict_missing_ratio!r}"
@@ -506,10 +554,26 @@ class TimeBridge(LightningModule):
         # sampler stopped at the training's t_min.
         if "time_input" not in saved:
             self.hparams.time_input = "raw"
-        if "sample_t_min" not in saved:
+        if "sample_t_min" not in saved and self.hparams.sample_t_min is None:
             self.hparams.sample_t_min = self.hparams.t_min
 
     # --------------------------------------------------------------------------------- sampling
+
+    def set_sampling(self, **options: Any) -> None:
+        """Change how this model samples, validated as in the constructor: any of
+        :attr:`SAMPLING_OPTIONS`, e.g. ``model.set_sampling(rho=14.0, sample_t_min=None)`` to
+        sample a checkpoint that predates a default with the current one."""
+        _check_sampling(**options)
+        for name, value in options.items():
+            self.hparams[name] = value
+
+    @property
+    def grid_t_min(self) -> float:
+        """The sampler's last grid time before 0 (``sample_t_min`` resolved, see the class)."""
+        hp = self.hparams
+        if hp.sample_t_min is not None:
+            return float(hp.sample_t_min)
+        return _PRECONDITIONED_SAMPLE_T_MIN if hp.preconditioning else float(hp.t_min)
 
     @torch.no_grad()
     def generate(
@@ -543,7 +607,7 @@ class TimeBridge(LightningModule):
             condition = PriorCondition(trends=values.to(device, dtype))
         x_T = self.prior.sample(n, noise, condition).to(device, dtype)
         grid = karras_grid(
-            _T - _T_GAP, hp.sample_t_min, hp.n_intervals, rho=hp.rho, dtype=dtype, device=device
+            _T - _T_GAP, self.grid_t_min, hp.n_intervals, rho=hp.rho, dtype=dtype, device=device
         )
 
         def predictor(x: Tensor, t: Tensor) -> Tensor:
