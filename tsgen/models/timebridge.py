@@ -75,43 +75,47 @@ def _stream(purpose: int, seed: int) -> int:
     return 3 * seed + purpose
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def _check_number(name: str, value: Any, valid: Callable[[float], bool], expected: str) -> None:
+    """A ``ValueError`` naming ``name`` unless ``value`` is a finite number (not a bool) that
+    ``valid`` accepts."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (number and math.isfinite(value) and valid(value)):
+        raise ValueError(f"{name} must be {expected}; got {value!r}")
 
 
-# Sampling option -> (is the value valid, what is expected), or the allowed choices.
-_SAMPLING_CHECKS: dict[str, tuple[Callable[[Any], bool], str] | tuple[str, ...]] = {
-    "sampler": ("hybrid", "sde", "ode", "ancestral"),
-    "n_intervals": (
-        lambda v: _is_number(v) and isinstance(v, int) and v >= 2,
-        "an integer >= 2",
-    ),
-    "churn": (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
-    "rho": (lambda v: _is_number(v) and v > 0, "a positive number"),
-    "sample_t_min": (
-        lambda v: v is None or (_is_number(v) and 0 < v < _T - _T_GAP),
-        f"None or a number in (0, {_T - _T_GAP})",
-    ),
-    "posterior_variance": ("none", "diagonal"),
-    "observed_reset": ("marginal", "exact"),
-    "use_ema": (lambda v: isinstance(v, bool), "a bool"),
+def _check_use_ema(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be a bool; got {value!r}")
+
+
+def _check_sample_t_min(name: str, value: Any) -> None:
+    if value is not None:
+        _check_number(
+            name, value, lambda v: 0 < v < _T - _T_GAP, f"None or a number in (0, {_T - _T_GAP})"
+        )
+
+
+# Sampling option -> its check ``(name, value) -> None``, raising a ValueError that names it.
+_SAMPLING_CHECKS: dict[str, Callable[[str, Any], object]] = {
+    "sampler": lambda n, v: check_choice(n, v, ("hybrid", "sde", "ode", "ancestral")),
+    "n_intervals": lambda n, v: check_int(n, v, minimum=2),
+    "churn": lambda n, v: _check_number(n, v, lambda x: 0 <= x <= 1, "a number in [0, 1]"),
+    "rho": lambda n, v: _check_number(n, v, lambda x: x > 0, "a positive number"),
+    "sample_t_min": _check_sample_t_min,
+    "posterior_variance": lambda n, v: check_choice(n, v, ("none", "diagonal")),
+    "observed_reset": lambda n, v: check_choice(n, v, ("marginal", "exact")),
+    "use_ema": _check_use_ema,
 }
 
 
 def _check_sampling(**options: Any) -> None:
     """Validate sampling options of :class:`TimeBridge` (any subset), naming the bad one."""
     for name, value in options.items():
-        check = _SAMPLING_CHECKS.get(name)
-        if check is None:
+        if name not in _SAMPLING_CHECKS:
             raise ValueError(
                 f"{name!r} is not a sampling option; they are {', '.join(_SAMPLING_CHECKS)}"
             )
-        if callable(check[0]):
-            valid, expected = check
-            if not valid(value):
-                raise ValueError(f"{name} must be {expected}; got {value!r}")
-        else:
-            check_choice(name, value, check)
+        _SAMPLING_CHECKS[name](name, value)
 
 
 def _pair(i: Tensor, j: Tensor) -> Tensor:
