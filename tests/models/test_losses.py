@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
-from tsgen.models.losses import default_fourier_weight, l1_fourier_loss
+from tsgen.models.losses import default_fourier_weight, l1_fourier_loss, training_times
 
 
 def test_default_fourier_weight_is_sqrt_length_over_five():
@@ -43,3 +44,36 @@ def test_mask_restricts_the_time_term_but_not_the_fourier_term():
     assert float(unmasked) == 0.25
     with_fourier = l1_fourier_loss(prediction, target, 1.0, mask)
     assert float(with_fourier) > 0
+
+
+def test_uniform_training_times_are_the_references():
+    generator = torch.Generator().manual_seed(0)
+    t = training_times(200_000, 1e-4, 1.0, "uniform", generator=generator)
+    assert t.shape == (200_000,)
+    assert float(t.min()) >= 1e-4 and float(t.max()) <= 1.0
+    assert abs(float(t.mean()) - (1 + 1e-4) / 2) < 5e-3
+
+
+def test_log_uniform_training_times_cover_every_decade_equally():
+    generator = torch.Generator().manual_seed(0)
+    t = training_times(200_000, 1e-4, 1.0, "log_uniform", generator=generator, dtype=torch.float64)
+    assert float(t.min()) >= 1e-4 and float(t.max()) <= 1.0
+    decades = torch.histc(t.log10(), bins=4, min=-4.0, max=0.0) / t.numel()
+    torch.testing.assert_close(
+        decades, torch.full((4,), 0.25, dtype=torch.float64), atol=5e-3, rtol=0
+    )
+
+
+def test_unknown_time_distribution_is_named():
+    with pytest.raises(
+        ValueError, match="distribution must be 'uniform', 'log_uniform' or 'mixed'; got 'log'"
+    ):
+        training_times(3, 1e-4, 1.0, "log")
+
+
+def test_mixed_training_times_are_half_uniform_half_log_uniform():
+    generator = torch.Generator().manual_seed(0)
+    t = training_times(200_000, 1e-4, 1.0, "mixed", generator=generator, dtype=torch.float64)
+    # P(t < 1e-2) = (0.0099 + 0.5) / 2 and P(t > 0.1) = (0.9 + 0.25) / 2.
+    assert abs(float((t < 1e-2).double().mean()) - 0.25495) < 5e-3
+    assert abs(float((t > 0.1).double().mean()) - 0.575) < 5e-3

@@ -22,7 +22,13 @@ from tsgen.models import TimeBridge
 from tsgen.nn import TrendSeasonTransformer
 from tsgen.priors import InterpolationPrior, NormalPrior
 from tsgen.priors.interpolation import interpolate_missing
-from tsgen.sde import VESDE, PerSampleNoise, karras_grid
+from tsgen.sde import (
+    VESDE,
+    PerSampleNoise,
+    bridge_coefficients,
+    bridge_preconditioning,
+    karras_grid,
+)
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:.*does not have many workers:UserWarning",
@@ -410,6 +416,8 @@ def test_unconditional_models_refuse_conditional_calls(trained):
         ({"n_intervals": 1}, "n_intervals"),
         ({"scaling": "instance"}, "task='generate' needs scaling='global'"),
         ({"time_input": "sigma"}, "time_input must be one of"),
+        ({"loss_weight": "edm"}, "loss_weight must be one of"),
+        ({"time_distribution": "normal"}, "time_distribution must be one of"),
         ({"t_min": 0.0}, r"t_min must lie in \(0, "),
         ({"sample_t_min": 1.0}, r"sample_t_min must be None or a number in \(0, "),
         ({"churn": 1.5}, r"churn must be a number in \[0, 1\]"),
@@ -445,6 +453,40 @@ def test_the_network_sees_raw_or_log_time(time_input, expected, preconditioning)
     model = _model(network=_RecordTime, time_input=time_input, preconditioning=preconditioning)
     model.denoise(model.network, torch.zeros(3, 12, 2), torch.full((3,), 0.01))
     torch.testing.assert_close(model.network.seen, torch.full((3,), expected))
+
+
+_NO_TRAINER = "ignore:You are trying to `self.log\\(\\)`"
+
+
+@pytest.mark.filterwarnings(_NO_TRAINER)
+@pytest.mark.parametrize(
+    ("distribution", "below_1e_2"), [("uniform", 0.0099), ("log_uniform", 0.5), ("mixed", 0.255)]
+)
+def test_training_draws_t_from_its_time_distribution(distribution, below_1e_2):
+    model = _model(network=_RecordTime, time_distribution=distribution, t_min=1e-4)
+    x0 = torch.randn(4000, 12, 2)
+    model.prior.fit(x0)
+    model.training_step(x0, 0)
+    t = model.network.seen.exp()  # log t with the default time_input
+    assert float(t.min()) >= 1e-4 and float(t.max()) <= 1.0
+    assert abs(float((t < 1e-2).double().mean()) - below_1e_2) < 0.03
+
+
+@pytest.mark.filterwarnings(_NO_TRAINER)
+def test_the_l1_bridge_weight_is_the_square_root_of_the_bridge_weight():
+    """One window, the same draws: the two losses differ by the factor c_out(t) exactly."""
+    x0 = torch.randn(1, 12, 2)
+    losses = {}
+    for weight in ("bridge", "bridge_l1", "uniform"):
+        torch.manual_seed(0)  # the same (zero) network output in each model
+        model = _model(network=_RecordTime, loss_weight=weight)
+        model.prior.fit(x0)
+        losses[weight] = model.training_step(x0, 0).detach()
+    t = model.network.seen.exp()
+    coefficients = bridge_coefficients(model.process, t.reshape(1, 1, 1), 1.0)
+    c_out = bridge_preconditioning(coefficients, model.hparams.sigma_data).c_out.reshape(())
+    torch.testing.assert_close(losses["bridge_l1"], losses["uniform"] / c_out)
+    torch.testing.assert_close(losses["bridge"], losses["uniform"] / c_out**2)
 
 
 def test_checkpoints_from_before_time_input_keep_raw_time_and_their_sampler(trained, tmp_path):

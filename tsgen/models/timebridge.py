@@ -31,7 +31,12 @@ from tsgen.data.masks import forecast_mask, random_missing_mask, sample_missing_
 from tsgen.data.scaling import MinMaxScaler, WindowScale, fit_window_scale
 from tsgen.data.windows import WholeBatchDataset, WindowSplit
 from tsgen.models.ema import EMA
-from tsgen.models.losses import default_fourier_weight, l1_fourier_loss
+from tsgen.models.losses import (
+    TimeDistribution,
+    default_fourier_weight,
+    l1_fourier_loss,
+    training_times,
+)
 from tsgen.models.schedule import WarmupReduceOnPlateau
 from tsgen.nn import TrendSeasonTransformer
 from tsgen.priors import GaussianProcessPrior, InterpolationPrior, Prior, PriorCondition, TrendPrior
@@ -131,11 +136,11 @@ CHECKPOINT_FORMAT = 1
 class TimeBridge(LightningModule):
     """A diffusion bridge between a prior and the data, learning ``D(x_t, t) ~ E[x_0 | x_t, x_T]``.
 
-    Training draws ``t ~ U[t_min, 1]``, ``x_T`` from the prior and ``x_t`` from the bridge
-    marginal ``N(a x_T + b x_0, c)``, and regresses ``x_0`` with the L1 + Fourier loss times the
-    bridge weight ``1 / c_out^2``. Sampling draws ``x_T`` from the prior and runs
-    :func:`tsgen.sde.bridge_sample` (40 Karras intervals, churn 0.33: 119 network evaluations)
-    with the EMA weights.
+    Training draws ``t`` in ``[t_min, 1]`` (``time_distribution``), ``x_T`` from the prior and
+    ``x_t`` from the bridge marginal ``N(a x_T + b x_0, c)``, and regresses ``x_0`` with the
+    L1 + Fourier loss times a weight of ``t`` (``loss_weight``). Sampling draws ``x_T`` from the
+    prior and runs :func:`tsgen.sde.bridge_sample` (40 Karras intervals, churn 0.33: 119 network
+    evaluations) with the EMA weights.
 
     Args:
         network: the backbone factory ``(window, n_features) -> module`` (default
@@ -155,7 +160,11 @@ class TimeBridge(LightningModule):
         preconditioning: wrap the network as ``c_skip x_t + c_out F(c_in x_t, t)`` (DDBM).
         loss_weight: ``"bridge"`` (``1 / c_out^2``, the reference's; it is EDM's weight for a
             squared error, applied to L1: about 100 for ``t >= 0.1`` and much larger as
-            ``t -> t_min``) or ``"uniform"``.
+            ``t -> t_min``), ``"bridge_l1"`` (``1 / c_out``, its analogue for L1: the
+            network's own error ``|F - F*|`` at unit scale for every ``t``) or ``"uniform"``.
+        time_distribution: how training draws ``t``: ``"uniform"`` on ``[t_min, 1]`` (the
+            reference's), ``"log_uniform"`` (each decade equally often) or ``"mixed"`` (half
+            each); see :func:`~tsgen.models.losses.training_times` and docs/timebridge.md.
         time_input: what the network is given as its time: ``"raw"`` (``t`` itself, the
             reference's) or ``"log"`` (``log t``). The sinusoidal codes of raw ``t`` in
             ``[1e-4, 1e-2]`` differ by less than 1e-2, so a raw-time network cannot tell
@@ -219,7 +228,8 @@ class TimeBridge(LightningModule):
         scaling: Literal["global", "instance"] = "global",
         sigma_data: float = 0.5,
         preconditioning: bool = True,
-        loss_weight: Literal["bridge", "uniform"] = "bridge",
+        loss_weight: Literal["bridge", "bridge_l1", "uniform"] = "bridge",
+        time_distribution: TimeDistribution = "uniform",
         time_input: Literal["raw", "log"] = "log",
         fourier_weight: float | None = None,
         t_min: float = 1e-4,
@@ -266,7 +276,8 @@ class TimeBridge(LightningModule):
             check_int(name, value, minimum=minimum)
         check_choice("task", task, ("generate", "impute", "forecast"))
         check_choice("scaling", scaling, ("global", "instance"))
-        check_choice("loss_weight", loss_weight, ("bridge", "uniform"))
+        check_choice("loss_weight", loss_weight, ("bridge", "bridge_l1", "uniform"))
+        check_choice("time_distribution", time_distribution, ("uniform", "log_uniform", "mixed"))
         check_choice("time_input", time_input, ("raw", "log"))
         _check_sampling(
             sampler=sampler,
@@ -489,9 +500,14 @@ class TimeBridge(LightningModule):
             dtype=x0.dtype,
         )
         x_T = self._prior_draw(x0, observed, prior_noise).to(x0.dtype)
-        t_min = self.hparams.t_min
-        t = t_min + (_T - t_min) * torch.rand(
-            x0.shape[0], generator=generator, device=x0.device, dtype=x0.dtype
+        t = training_times(
+            x0.shape[0],
+            self.hparams.t_min,
+            _T,
+            self.hparams.time_distribution,
+            generator=generator,
+            device=x0.device,
+            dtype=x0.dtype,
         )
         z = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         coefficients = bridge_coefficients(self.process, expand_time(t, x0), _T)
@@ -503,8 +519,12 @@ class TimeBridge(LightningModule):
             # Unknown truth: the Fourier term sees the prediction itself there.
             target = torch.where(data_mask, x0, prediction.detach())
         per_sample = l1_fourier_loss(prediction, target, self.fourier_weight, loss_mask)
-        if self.hparams.loss_weight == "bridge":
+        if self.hparams.loss_weight != "uniform":
             weight = bridge_preconditioning(coefficients, self.hparams.sigma_data).weight
+            if self.hparams.loss_weight == "bridge_l1":
+                # weight = 1 / c_out^2; its square root 1 / c_out puts the network's own error
+                # |F - F*| at unit scale for the L1 loss (|D - x0| = c_out |F - F*|).
+                weight = weight.sqrt()
             per_sample = per_sample * weight.reshape(-1)
         loss = per_sample.mean()
         detached = loss.detach()
