@@ -66,7 +66,8 @@ def test_log_uniform_training_times_cover_every_decade_equally():
 
 def test_unknown_time_distribution_is_named():
     with pytest.raises(
-        ValueError, match="distribution must be 'uniform', 'log_uniform' or 'mixed'; got 'log'"
+        ValueError,
+        match=r"distribution must be one of \('uniform', 'log_uniform', 'mixed'\); got 'log'",
     ):
         training_times(3, 1e-4, 1.0, "log")
 

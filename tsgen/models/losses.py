@@ -4,14 +4,23 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
 
-__all__ = ["TimeDistribution", "default_fourier_weight", "l1_fourier_loss", "training_times"]
+from tsgen._validation import check_choice
+
+__all__ = [
+    "TIME_DISTRIBUTIONS",
+    "TimeDistribution",
+    "default_fourier_weight",
+    "l1_fourier_loss",
+    "training_times",
+]
 
 TimeDistribution = Literal["uniform", "log_uniform", "mixed"]
+TIME_DISTRIBUTIONS: tuple[str, ...] = get_args(TimeDistribution)
 
 
 def default_fourier_weight(window: int) -> float:
@@ -70,10 +79,7 @@ def training_times(
     ``t_min = 1e-4`` only 1% of the draws fall below ``1e-2``, where the sampler spends half of
     its steps and the series' step-to-step detail is decided (docs/timebridge.md).
     """
-    if distribution not in ("uniform", "log_uniform", "mixed"):
-        raise ValueError(
-            f"distribution must be 'uniform', 'log_uniform' or 'mixed'; got {distribution!r}"
-        )
+    check_choice("distribution", distribution, TIME_DISTRIBUTIONS)
     u = torch.rand(n, generator=generator, device=device, dtype=dtype)
     uniform = t_min + (t_max - t_min) * u
     if distribution == "uniform":

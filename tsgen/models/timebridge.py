@@ -32,6 +32,7 @@ from tsgen.data.scaling import MinMaxScaler, WindowScale, fit_window_scale
 from tsgen.data.windows import WholeBatchDataset, WindowSplit
 from tsgen.models.ema import EMA
 from tsgen.models.losses import (
+    TIME_DISTRIBUTIONS,
     TimeDistribution,
     default_fourier_weight,
     l1_fourier_loss,
@@ -277,7 +278,7 @@ class TimeBridge(LightningModule):
         check_choice("task", task, ("generate", "impute", "forecast"))
         check_choice("scaling", scaling, ("global", "instance"))
         check_choice("loss_weight", loss_weight, ("bridge", "bridge_l1", "uniform"))
-        check_choice("time_distribution", time_distribution, ("uniform", "log_uniform", "mixed"))
+        check_choice("time_distribution", time_distribution, TIME_DISTRIBUTIONS)
         check_choice("time_input", time_input, ("raw", "log"))
         _check_sampling(
             sampler=sampler,
@@ -520,11 +521,12 @@ class TimeBridge(LightningModule):
             target = torch.where(data_mask, x0, prediction.detach())
         per_sample = l1_fourier_loss(prediction, target, self.fourier_weight, loss_mask)
         if self.hparams.loss_weight != "uniform":
-            weight = bridge_preconditioning(coefficients, self.hparams.sigma_data).weight
-            if self.hparams.loss_weight == "bridge_l1":
-                # weight = 1 / c_out^2; its square root 1 / c_out puts the network's own error
-                # |F - F*| at unit scale for the L1 loss (|D - x0| = c_out |F - F*|).
-                weight = weight.sqrt()
+            pre = bridge_preconditioning(coefficients, self.hparams.sigma_data)
+            # 1 / c_out puts the network's own error |F - F*| at unit scale for the L1 loss
+            # (|D - x0| = c_out |F - F*|), as 1 / c_out^2 does for a squared error.
+            weight = (
+                pre.c_out.reciprocal() if self.hparams.loss_weight == "bridge_l1" else pre.weight
+            )
             per_sample = per_sample * weight.reshape(-1)
         loss = per_sample.mean()
         detached = loss.detach()
