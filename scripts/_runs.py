@@ -20,6 +20,7 @@ import torch
 from _machine import device_description, git_commit
 
 from tsgen._files import atomic_write
+from tsgen.metrics.command import option_value
 from tsgen.metrics.intervals import t_interval
 
 __all__ = [
@@ -88,27 +89,13 @@ def apply_sampling(model: Any, config: Path, overrides: Sequence[str] = ()) -> d
     for name in names:
         flag = f"--model.init_args.{name}"
         if flag in flags:
-            settings[name] = _flag_value(flags[flag])
+            settings[name] = option_value(flags[flag])
         elif name in given:
             settings[name] = given[name]
         else:
             settings[name] = defaults[name].default
     model.set_sampling(**settings)
     return {**settings, "sample_t_min": model.grid_t_min}
-
-
-def _flag_value(text: str) -> Any:
-    """A command-line value as the CLI reads it: YAML, and floats such as ``1e-4`` (a string in
-    YAML 1.1) as floats."""
-    import yaml
-
-    value = yaml.safe_load(text)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
 
 
 def _write_json(path: Path, data: Any) -> None:

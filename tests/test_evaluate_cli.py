@@ -61,6 +61,20 @@ def test_evaluate_checkpoint_against_its_training_windows(
     # generated.
     assert data["n_real"] == 53 and data["n_fake"] == 53
     assert data["metadata"]["num_samples"] == 53
+    assert "sampling" not in data["metadata"]
+    main(["evaluate", checkpoint, "--repeats", "2", "--device", "cpu", "--no_progress",
+          "--metrics", "acf", "--output", "eval/fine.json",
+          "--sampling", "n_intervals=5", "sampler=ode", "sample_t_min=1e-5"])  # fmt: skip
+    fine = json.loads(Path("eval/fine.json").read_text())
+    assert fine["metadata"]["sampling"] == {
+        "n_intervals": 5,
+        "sampler": "ode",
+        "sample_t_min": 1e-5,
+    }
+    with pytest.raises(ValueError, match="'steps' is not a sampling option"):
+        main(["evaluate", checkpoint, "--sampling", "steps=5"])
+    with pytest.raises(ValueError, match="churn must be a number"):
+        main(["evaluate", checkpoint, "--sampling", "churn=2"])
 
 
 def test_evaluate_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,6 +88,10 @@ def test_evaluate_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         main(["evaluate", "missing.ckpt"])
     with pytest.raises(ValueError, match="NAME=N pairs"):
         main(["evaluate", "fake.npy", "--real", "fake.npy", "--iterations", "predictive"])
+    with pytest.raises(ValueError, match="NAME=VALUE pairs"):
+        main(["evaluate", "fake.npy", "--real", "fake.npy", "--sampling", "n_intervals"])
+    with pytest.raises(ValueError, match="--sampling needs a checkpoint"):
+        main(["evaluate", "fake.npy", "--real", "fake.npy", "--sampling", "n_intervals=9"])
 
 
 def test_evaluate_refuses_incomplete_real_windows(

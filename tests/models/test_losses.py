@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from tsgen.models.losses import default_fourier_weight, l1_fourier_loss, training_times
+from tsgen.models.losses import default_fourier_weight, fourier_regression_loss, training_times
 
 
 def test_default_fourier_weight_is_sqrt_length_over_five():
@@ -19,7 +19,7 @@ def test_constant_error_has_the_closed_form_loss():
     elsewhere, so the Fourier term averages |e| over L frequencies: |e| / L."""
     length, e, weight = 8, 0.3, 0.7
     target = torch.randn(2, length, 3, dtype=torch.float64)
-    loss = l1_fourier_loss(target + e, target, weight)
+    loss = fourier_regression_loss(target + e, target, weight)
     expected = e + weight * e / length
     torch.testing.assert_close(loss, torch.full((2,), expected, dtype=torch.float64))
 
@@ -28,7 +28,7 @@ def test_single_frequency_error_matches_its_fourier_coefficients():
     length = 16
     steps = torch.arange(length, dtype=torch.float64)
     error = torch.cos(2 * math.pi * 3 * steps / length)[None, :, None]
-    loss = l1_fourier_loss(error, torch.zeros_like(error), 1.0)
+    loss = fourier_regression_loss(error, torch.zeros_like(error), 1.0)
     # cos at bin 3 has real coefficients 1/2 at bins 3 and L-3: mean |Re| = 1 / L.
     expected = error.abs().mean() + 1.0 / length
     torch.testing.assert_close(loss, expected.reshape(1))
@@ -38,12 +38,61 @@ def test_mask_restricts_the_time_term_but_not_the_fourier_term():
     target = torch.zeros(1, 4, 1, dtype=torch.float64)
     prediction = torch.tensor([[[1.0], [0.0], [0.0], [0.0]]], dtype=torch.float64)
     mask = torch.tensor([[[False], [True], [True], [True]]])
-    masked = l1_fourier_loss(prediction, target, 0.0, mask)
+    masked = fourier_regression_loss(prediction, target, 0.0, mask)
     assert float(masked) == 0.0
-    unmasked = l1_fourier_loss(prediction, target, 0.0)
+    unmasked = fourier_regression_loss(prediction, target, 0.0)
     assert float(unmasked) == 0.25
-    with_fourier = l1_fourier_loss(prediction, target, 1.0, mask)
+    with_fourier = fourier_regression_loss(prediction, target, 1.0, mask)
     assert float(with_fourier) > 0
+
+
+def test_squared_error_constant_error_has_the_closed_form_loss():
+    """As the L1 case with e^2: e^2 in time, and the Fourier term e^2 / L (one nonzero bin)."""
+    length, e, weight = 8, 0.3, 0.7
+    target = torch.randn(2, length, 3, dtype=torch.float64)
+    loss = fourier_regression_loss(target + e, target, weight, norm="l2")
+    expected = e**2 + weight * e**2 / length
+    torch.testing.assert_close(loss, torch.full((2,), expected, dtype=torch.float64))
+
+
+def test_squared_error_fourier_term_is_the_time_term_over_length_by_parseval():
+    length = 24
+    prediction = torch.randn(5, length, 3, dtype=torch.float64)
+    target = torch.randn(5, length, 3, dtype=torch.float64)
+    time_term = fourier_regression_loss(prediction, target, 0.0, norm="l2")
+    torch.testing.assert_close(time_term, (prediction - target).square().mean(dim=(1, 2)))
+    total = fourier_regression_loss(prediction, target, 2.0, norm="l2")
+    torch.testing.assert_close(total, time_term * (1 + 2.0 / length))
+
+
+def test_squared_error_is_minimised_by_the_mean_and_absolute_error_by_the_median():
+    """Over draws of a skewed target, the constant prediction minimising the average loss is the
+    mean for "l2" and the median for "l1" (time term only)."""
+    generator = torch.Generator().manual_seed(0)
+    # Exponential(1) draws by inversion: mean 1, median log 2.
+    draws = -torch.log(torch.rand(4001, generator=generator, dtype=torch.float64))
+    target = draws.reshape(-1, 1, 1)
+    candidates = torch.linspace(0.3, 1.4, 221, dtype=torch.float64)
+
+    def best(norm: str) -> float:
+        losses = torch.stack(
+            [
+                fourier_regression_loss(
+                    torch.full_like(target, float(c)), target, 0.0, norm=norm
+                ).mean()
+                for c in candidates
+            ]
+        )
+        return float(candidates[losses.argmin()])
+
+    assert abs(best("l2") - float(draws.mean())) <= 0.005
+    assert abs(best("l1") - float(draws.median())) <= 0.005
+
+
+def test_unknown_loss_norm_names_the_argument():
+    x = torch.zeros(1, 4, 1)
+    with pytest.raises(ValueError, match="norm must be one of"):
+        fourier_regression_loss(x, x, 1.0, norm="huber")
 
 
 def test_uniform_training_times_are_the_references():

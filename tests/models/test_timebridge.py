@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 import tsgen
 from tsgen.cli import TsgenTrainer
 from tsgen.data import WindowsDataModule
-from tsgen.models import TimeBridge
+from tsgen.models import TimeBridge, fourier_regression_loss
 from tsgen.nn import TrendSeasonTransformer
 from tsgen.priors import InterpolationPrior, NormalPrior
 from tsgen.priors.interpolation import interpolate_missing
@@ -417,6 +417,7 @@ def test_unconditional_models_refuse_conditional_calls(trained):
         ({"scaling": "instance"}, "task='generate' needs scaling='global'"),
         ({"time_input": "sigma"}, "time_input must be one of"),
         ({"loss_weight": "edm"}, "loss_weight must be one of"),
+        ({"loss_norm": "huber"}, "loss_norm must be one of"),
         ({"time_distribution": "normal"}, "time_distribution must be one of"),
         ({"t_min": 0.0}, r"t_min must lie in \(0, "),
         ({"sample_t_min": 1.0}, r"sample_t_min must be None or a number in \(0, "),
@@ -487,6 +488,21 @@ def test_the_l1_bridge_weight_is_the_square_root_of_the_bridge_weight():
     c_out = bridge_preconditioning(coefficients, model.hparams.sigma_data).c_out.reshape(())
     torch.testing.assert_close(losses["bridge_l1"], losses["uniform"] / c_out)
     torch.testing.assert_close(losses["bridge"], losses["uniform"] / c_out**2)
+
+
+@pytest.mark.filterwarnings(_NO_TRAINER)
+@pytest.mark.parametrize("norm", ["l1", "l2"])
+def test_training_regresses_with_the_chosen_loss_norm(norm):
+    """A network that outputs zeros, no preconditioning, uniform weight: the training loss is
+    the loss of predicting 0 for x0, in the chosen norm."""
+    x0 = torch.randn(6, 12, 2)
+    model = _model(
+        network=_RecordTime, preconditioning=False, loss_weight="uniform", loss_norm=norm
+    )
+    model.prior.fit(x0)
+    loss = model.training_step(x0, 0).detach()
+    expected = fourier_regression_loss(torch.zeros_like(x0), x0, model.fourier_weight, norm=norm)
+    torch.testing.assert_close(loss, expected.mean())
 
 
 def test_checkpoints_from_before_time_input_keep_raw_time_and_their_sampler(trained, tmp_path):

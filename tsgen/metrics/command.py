@@ -6,14 +6,17 @@
     tsgen evaluate samples/samples.npy --real runs/stocks/checkpoints/last.ckpt
     tsgen evaluate samples/samples.npy --real stocks --repeats 20 --plots eval/
     tsgen evaluate fake.npy --real real.npy --metrics discriminative predictive
+    tsgen evaluate last.ckpt --sampling n_intervals=100 churn=0.5  # another sampler
 
 With a checkpoint as the source, as many windows as the real set holds are generated
-(``--num_samples`` to change) with ``--seed``. The real windows are, in this order of preference:
-``--real`` (a ``.npy`` file of ``(N, L, C)`` windows, a checkpoint whose training windows to use,
-or a built-in dataset name windowed with ``--window``), else the source checkpoint's training
-windows. Both sets are min-max scaled by the real windows, except real windows of a dataset the
-papers score in its own units (``tsgen.data.PROTOCOL_UNITS_DATASETS``: the built-in ``sines``);
-``--scaled`` and ``--rescale`` decide it explicitly. The table is printed, the report saved as
+(``--num_samples`` to change) with ``--seed``, by the sampler saved in the checkpoint or the
+one ``--sampling`` gives (any of the model's ``SAMPLING_OPTIONS``). The real windows are, in
+this order of preference: ``--real`` (a ``.npy`` file of ``(N, L, C)`` windows, a checkpoint
+whose training windows to use, or a built-in dataset name windowed with ``--window``), else the
+source checkpoint's training windows. Both sets are min-max scaled by the real windows, except
+real windows of a dataset the papers score in its own units
+(``tsgen.data.PROTOCOL_UNITS_DATASETS``: the built-in ``sines``); ``--scaled`` and
+``--rescale`` decide it explicitly. The table is printed, the report saved as
 JSON (``--output``) and, with ``--plots``, pictures are drawn (``viz`` extra).
 """
 
@@ -25,7 +28,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,7 +38,7 @@ from tsgen.metrics.evaluate import METRICS, TRAINED_METRICS, evaluate
 if TYPE_CHECKING:
     from tsgen.data import WindowsDataModule
 
-__all__ = ["build_parser", "evaluate_main"]
+__all__ = ["build_parser", "evaluate_main", "option_value"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None, help="e.g. cpu, cuda; default: CUDA if any")
     parser.add_argument(
         "--num_samples", type=int, default=None, help="windows to generate from a checkpoint"
+    )
+    parser.add_argument(
+        "--sampling",
+        nargs="+",
+        default=[],
+        metavar="NAME=VALUE",
+        help="sample a checkpoint with these sampling options instead of its saved ones, e.g. "
+        "n_intervals=100 rho=14 sample_t_min=null",
     )
     parser.add_argument(
         "--iterations",
@@ -134,6 +145,32 @@ def _training_windows(datamodule: WindowsDataModule) -> tuple[np.ndarray, str | 
     return datamodule.train_split.raw.numpy(), dataset
 
 
+def option_value(text: str) -> Any:
+    """A command-line value as the Lightning CLI reads it: YAML (``null``, ``true``, ``40``),
+    with floats such as ``1e-4`` (a string in YAML 1.1) read as floats."""
+    import yaml
+
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _sampling(pairs: Sequence[str]) -> dict[str, Any]:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name or not value:
+            raise ValueError(
+                f"--sampling takes NAME=VALUE pairs such as n_intervals=100; got {pair!r}"
+            )
+        out[name] = option_value(value)
+    return out
+
+
 def _iterations(pairs: Sequence[str]) -> dict[str, int]:
     out = {}
     for pair in pairs:
@@ -157,6 +194,9 @@ def evaluate_main(args: Sequence[str] | None = None) -> None:
         raise ImportError("--plots needs matplotlib: pip install 'tsgen[viz]'")
     from tsgen.data import PROTOCOL_UNITS_DATASETS
 
+    sampling = _sampling(ns.sampling)
+    if sampling and ns.source.suffix != ".ckpt":
+        raise ValueError("--sampling needs a checkpoint as the source; got a file of samples")
     real, dataset = _real_windows(ns.real, ns.source, ns.window)
     scaled = ns.scaled
     if scaled is None:
@@ -174,6 +214,11 @@ def evaluate_main(args: Sequence[str] | None = None) -> None:
         from tsgen.api import load
 
         model = load(ns.source, map_location=resolve_device(ns.device))
+        if sampling:
+            if not hasattr(model, "set_sampling"):
+                raise ValueError(f"--sampling: {type(model).__name__} has no sampling options")
+            model.set_sampling(**sampling)
+            metadata["sampling"] = sampling
         n = ns.num_samples or real.shape[0]
         log.info("generating %d windows from %s", n, ns.source)
         fake = model.sample(n, seed=ns.seed, progress=not ns.no_progress).cpu().numpy()

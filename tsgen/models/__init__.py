@@ -5,7 +5,7 @@
 """
 
 from tsgen.models.ema import EMA
-from tsgen.models.losses import default_fourier_weight, l1_fourier_loss
+from tsgen.models.losses import default_fourier_weight, fourier_regression_loss
 from tsgen.models.schedule import WarmupReduceOnPlateau
 from tsgen.models.timebridge import NetworkFactory, TimeBridge
 
@@ -15,5 +15,5 @@ __all__ = [
     "TimeBridge",
     "WarmupReduceOnPlateau",
     "default_fourier_weight",
-    "l1_fourier_loss",
+    "fourier_regression_loss",
 ]

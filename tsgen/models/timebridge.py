@@ -32,10 +32,12 @@ from tsgen.data.scaling import MinMaxScaler, WindowScale, fit_window_scale
 from tsgen.data.windows import WholeBatchDataset, WindowSplit
 from tsgen.models.ema import EMA
 from tsgen.models.losses import (
+    LOSS_NORMS,
     TIME_DISTRIBUTIONS,
+    LossNorm,
     TimeDistribution,
     default_fourier_weight,
-    l1_fourier_loss,
+    fourier_regression_loss,
     training_times,
 )
 from tsgen.models.schedule import WarmupReduceOnPlateau
@@ -139,9 +141,9 @@ class TimeBridge(LightningModule):
 
     Training draws ``t`` in ``[t_min, 1]`` (``time_distribution``), ``x_T`` from the prior and
     ``x_t`` from the bridge marginal ``N(a x_T + b x_0, c)``, and regresses ``x_0`` with the
-    L1 + Fourier loss times a weight of ``t`` (``loss_weight``). Sampling draws ``x_T`` from the
-    prior and runs :func:`tsgen.sde.bridge_sample` (40 Karras intervals, churn 0.33: 119 network
-    evaluations) with the EMA weights.
+    time + Fourier loss (``loss_norm``) times a weight of ``t`` (``loss_weight``). Sampling
+    draws ``x_T`` from the prior and runs :func:`tsgen.sde.bridge_sample` (40 Karras intervals,
+    churn 0.33: 119 network evaluations) with the EMA weights.
 
     Args:
         network: the backbone factory ``(window, n_features) -> module`` (default
@@ -159,10 +161,14 @@ class TimeBridge(LightningModule):
             observed entries).
         sigma_data: ``s_d`` of the preconditioning and of the bridge loss weight.
         preconditioning: wrap the network as ``c_skip x_t + c_out F(c_in x_t, t)`` (DDBM).
+        loss_norm: the error of the time + Fourier loss: ``"l1"`` (absolute, the reference's)
+            or ``"l2"`` (squared: its minimiser is the posterior mean the sampler assumes); see
+            :func:`~tsgen.models.losses.fourier_regression_loss`.
         loss_weight: ``"bridge"`` (``1 / c_out^2``, the reference's; it is EDM's weight for a
-            squared error, applied to L1: about 100 for ``t >= 0.1`` and much larger as
-            ``t -> t_min``), ``"bridge_l1"`` (``1 / c_out``, its analogue for L1: the
-            network's own error ``|F - F*|`` at unit scale for every ``t``) or ``"uniform"``.
+            squared error, which with ``loss_norm="l1"`` is applied to L1: about 100 for
+            ``t >= 0.1`` and much larger as ``t -> t_min``), ``"bridge_l1"`` (``1 / c_out``, its
+            analogue for L1: the network's own error ``|F - F*|`` at unit scale for every
+            ``t``) or ``"uniform"``.
         time_distribution: how training draws ``t``: ``"uniform"`` on ``[t_min, 1]`` (the
             reference's), ``"log_uniform"`` (each decade equally often) or ``"mixed"`` (half
             each); see :func:`~tsgen.models.losses.training_times` and docs/timebridge.md.
@@ -229,6 +235,7 @@ class TimeBridge(LightningModule):
         scaling: Literal["global", "instance"] = "global",
         sigma_data: float = 0.5,
         preconditioning: bool = True,
+        loss_norm: LossNorm = "l1",
         loss_weight: Literal["bridge", "bridge_l1", "uniform"] = "bridge",
         time_distribution: TimeDistribution = "uniform",
         time_input: Literal["raw", "log"] = "log",
@@ -277,6 +284,7 @@ class TimeBridge(LightningModule):
             check_int(name, value, minimum=minimum)
         check_choice("task", task, ("generate", "impute", "forecast"))
         check_choice("scaling", scaling, ("global", "instance"))
+        check_choice("loss_norm", loss_norm, LOSS_NORMS)
         check_choice("loss_weight", loss_weight, ("bridge", "bridge_l1", "uniform"))
         check_choice("time_distribution", time_distribution, TIME_DISTRIBUTIONS)
         check_choice("time_input", time_input, ("raw", "log"))
@@ -519,7 +527,9 @@ class TimeBridge(LightningModule):
         if data_mask is not None:
             # Unknown truth: the Fourier term sees the prediction itself there.
             target = torch.where(data_mask, x0, prediction.detach())
-        per_sample = l1_fourier_loss(prediction, target, self.fourier_weight, loss_mask)
+        per_sample = fourier_regression_loss(
+            prediction, target, self.fourier_weight, loss_mask, self.hparams.loss_norm
+        )
         if self.hparams.loss_weight != "uniform":
             pre = bridge_preconditioning(coefficients, self.hparams.sigma_data)
             # 1 / c_out puts the network's own error |F - F*| at unit scale for the L1 loss
