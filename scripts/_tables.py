@@ -30,6 +30,7 @@ MODEL_TITLES = {
     "normal": "normal prior",
     "gp": "TimeBridge, GP prior",
     "gp_reference_objective": "TimeBridge, GP prior, the reference's objective",
+    "gp_l2": "TimeBridge, GP prior, squared error, 200 intervals",
 }
 CONDITIONAL_METRICS = {
     "mse_instance": "MSE (instance-scaled)",
