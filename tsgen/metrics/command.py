@@ -26,7 +26,7 @@ import argparse
 import importlib.util
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -159,28 +159,30 @@ def option_value(text: str) -> Any:
     return value
 
 
-def _sampling(pairs: Sequence[str]) -> dict[str, Any]:
+def _name_value_pairs(
+    pairs: Sequence[str], option: str, form: str, value_ok: Callable[[str], bool]
+) -> dict[str, str]:
+    """Command-line ``NAME=VALUE`` pairs of ``option`` as ``{name: value}``; ``form`` says in
+    the error what the option takes."""
     out = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep or not name or not value:
-            raise ValueError(
-                f"--sampling takes NAME=VALUE pairs such as n_intervals=100; got {pair!r}"
-            )
-        out[name] = option_value(value)
+        if not (sep and name and value_ok(value)):
+            raise ValueError(f"{option} takes {form}; got {pair!r}")
+        out[name] = value
     return out
+
+
+def _sampling(pairs: Sequence[str]) -> dict[str, Any]:
+    form = "NAME=VALUE pairs such as n_intervals=100"
+    texts = _name_value_pairs(pairs, "--sampling", form, bool)
+    return {name: option_value(text) for name, text in texts.items()}
 
 
 def _iterations(pairs: Sequence[str]) -> dict[str, int]:
-    out = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not value.isdigit():
-            raise ValueError(
-                f"--iterations takes NAME=N pairs such as predictive=500; got {pair!r}"
-            )
-        out[name] = int(value)
-    return out
+    form = "NAME=N pairs such as predictive=500"
+    texts = _name_value_pairs(pairs, "--iterations", form, str.isdigit)
+    return {name: int(text) for name, text in texts.items()}
 
 
 def evaluate_main(args: Sequence[str] | None = None) -> None:
