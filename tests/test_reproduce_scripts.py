@@ -193,3 +193,21 @@ def test_the_reference_objective_is_sampled_on_the_reference_grid(scripts: dict)
     flags = scripts["unconditional"].MODELS["gp_reference_objective"]("stocks")
     settings = scripts["runs"].apply_sampling(model, stocks, flags)
     assert (settings["rho"], settings["sample_t_min"]) == (7.0, 1e-4)
+
+
+def test_every_unconditional_variant_has_a_table_title(scripts: dict) -> None:
+    assert set(scripts["unconditional"].MODELS) <= set(scripts["tables"].MODEL_TITLES)
+
+
+def test_the_squared_error_variant_trains_l2_and_samples_with_200_intervals(
+    scripts: dict,
+) -> None:
+    from tsgen.models import TimeBridge
+    from tsgen.priors import NormalPrior
+
+    flags = scripts["unconditional"].MODELS["gp_l2"]("stocks")
+    assert flags[flags.index("--model.init_args.loss_norm") + 1] == "l2"
+    stocks = SCRIPTS.parent / "configs" / "timebridge" / "stocks.yaml"
+    model = TimeBridge(prior=NormalPrior())
+    settings = scripts["runs"].apply_sampling(model, stocks, flags)
+    assert settings["n_intervals"] == 200 and model.hparams.n_intervals == 200
