@@ -31,6 +31,7 @@ MODEL_TITLES = {
     "gp": "TimeBridge, GP prior",
     "gp_reference_objective": "TimeBridge, GP prior, the reference's objective",
     "gp_l2": "TimeBridge, GP prior, squared error, 200 intervals",
+    "gp_l2_mixed": "TimeBridge, GP prior, squared error, mixed times, 200 intervals",
 }
 CONDITIONAL_METRICS = {
     "mse_instance": "MSE (instance-scaled)",

@@ -199,14 +199,19 @@ def test_every_unconditional_variant_has_a_table_title(scripts: dict) -> None:
     assert set(scripts["unconditional"].MODELS) <= set(scripts["tables"].MODEL_TITLES)
 
 
-def test_the_squared_error_variant_trains_l2_and_samples_with_200_intervals(
-    scripts: dict,
+@pytest.mark.parametrize(
+    ("variant", "time_distribution"), [("gp_l2", None), ("gp_l2_mixed", "mixed")]
+)
+def test_the_squared_error_variants_train_l2_and_sample_with_200_intervals(
+    scripts: dict, variant: str, time_distribution: str | None
 ) -> None:
     from tsgen.models import TimeBridge
     from tsgen.priors import NormalPrior
 
-    flags = scripts["unconditional"].MODELS["gp_l2"]("stocks")
+    flags = scripts["unconditional"].MODELS[variant]("stocks")
     assert flags[flags.index("--model.init_args.loss_norm") + 1] == "l2"
+    if time_distribution is not None:
+        assert flags[flags.index("--model.init_args.time_distribution") + 1] == time_distribution
     stocks = SCRIPTS.parent / "configs" / "timebridge" / "stocks.yaml"
     model = TimeBridge(prior=NormalPrior())
     settings = scripts["runs"].apply_sampling(model, stocks, flags)
