@@ -142,12 +142,21 @@ def test_results_md_is_rebuilt_from_records(
 
     text = scripts["tables"].write_results_md(tmp_path / "results.md").read_text()
     assert "### Stocks (24 x 6)" in text and "### Sines (24 x 5)\n\nNot run yet." in text
-    row = next(line for line in text.splitlines() if line.startswith("| Discriminative"))
-    cells = [cell.strip() for cell in row.strip("|").split("|")]
-    # Diffusion-TS, then real (5, 20), then GP (5, 20); repeats 0-4 are 0, .01, .02, .03, .04.
-    assert cells[1] == "0.067"
-    assert cells[2] == cells[4] == "0.020 +- 0.020"
-    assert cells[3] == cells[5] == "0.020 +- 0.007"
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    column = header.index("Discriminative")
+    cells = {
+        tuple(row[:2]): row[column]
+        for row in ([cell.strip() for cell in line.strip("|").split("|")] for line in table[2:])
+    }
+    # Repeats 0-4 are 0, .01, .02, .03, .04; real data comes before the GP model.
+    assert cells["Diffusion-TS (published)", "5 runs"] == "0.067"
+    assert cells["real vs real", "5"] == cells["TimeBridge, GP prior", "5"] == "0.020 +- 0.020"
+    assert cells["real vs real", "20"] == cells["TimeBridge, GP prior", "20"] == "0.020 +- 0.007"
+    median = header.index("Discriminative: median (range)")
+    assert table[4].split("|")[median + 1].strip() == "0.020 (0.000-0.040)"
+    models = [line.split("|")[1].strip() for line in table[3:7]]
+    assert models == ["real vs real"] * 2 + ["TimeBridge, GP prior"] * 2
     assert "10000 of 10000 steps trained" in text
     assert "### Stocks, impute: 70% missing, 5 runs" in text
     assert "| TimeBridge (interpolation prior) | 0.0150 +- 0.0062 | - | - | - |" in text
