@@ -108,9 +108,16 @@ def _median_range(values: list[float]) -> str:
 
 
 def sampling_grid(sampling: dict[str, Any]) -> str:
-    """The sampler's grid of a record, e.g. ``rho 14 down to t = 1e-06``; records from before
+    """The sampler's grid of a record, e.g. ``rho 14 down to t = 1e-06``, after
+    ``12 even intervals down to t = 0.5`` where the record spent some there; records from before
     the grid was recorded sampled with the reference's, rho 7 down to ``t = 1e-4``."""
-    return f"rho {sampling.get('rho', 7.0):g} down to t = {sampling.get('sample_t_min', 1e-4):.0e}"
+    karras = (
+        f"rho {sampling.get('rho', 7.0):g} down to t = {sampling.get('sample_t_min', 1e-4):.0e}"
+    )
+    upper = sampling.get("upper_intervals", 0)
+    if not upper:
+        return karras
+    return f"{upper} even intervals down to t = {sampling['upper_split']:g}, then {karras}"
 
 
 def _provenance(record: dict[str, Any]) -> str:

@@ -225,3 +225,12 @@ def test_the_squared_error_variants_train_l2_and_sample_with_200_intervals(
     model = TimeBridge(prior=NormalPrior())
     settings = scripts["runs"].apply_sampling(model, stocks, flags)
     assert settings["n_intervals"] == 200 and model.hparams.n_intervals == 200
+
+
+def test_the_provenance_names_an_even_upper_grid(scripts: dict) -> None:
+    sampling_grid = scripts["tables"].sampling_grid
+    assert sampling_grid({"rho": 14.0, "sample_t_min": 1e-6}) == "rho 14 down to t = 1e-06"
+    upper = {"rho": 14.0, "sample_t_min": 1e-6, "upper_intervals": 25, "upper_split": 0.5}
+    assert (
+        sampling_grid(upper) == "25 even intervals down to t = 0.5, then rho 14 down to t = 1e-06"
+    )

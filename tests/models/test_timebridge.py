@@ -28,6 +28,7 @@ from tsgen.sde import (
     bridge_coefficients,
     bridge_preconditioning,
     karras_grid,
+    uniform_then_karras_grid,
 )
 
 pytestmark = pytest.mark.filterwarnings(
@@ -581,3 +582,44 @@ def test_the_sampler_runs_its_karras_grid_down_to_sample_t_min(sample_t_min):
     # where the SDE part of the hybrid step ends: the smallest is in the last interval.
     assert torch.isin(expected.to(times.dtype), times).all()
     assert float(times.min()) == pytest.approx((1 - model.hparams.churn) * sample_t_min)
+
+
+def test_upper_intervals_spend_part_of_the_grid_evenly_next_to_T():
+    model = _model(network=_RecordAllTimes, time_input="raw", use_ema=False, sampler="sde")
+    model.set_sampling(n_intervals=8, upper_intervals=3, upper_split=0.4, sample_t_min=1e-3)
+    grid = model.sampling_grid()
+    torch.testing.assert_close(
+        grid, uniform_then_karras_grid(1 - 1e-4, 0.4, 1e-3, 3, 5, rho=14.0, dtype=torch.float64)
+    )
+    model.prior.fit(torch.zeros(4, 12, 2))
+    model.generate(2, PerSampleNoise([0, 1]))
+    # The SDE sampler evaluates the network once per interval, at its start.
+    times = torch.stack([t[0] for t in model.network.times])
+    torch.testing.assert_close(times, grid[:-1].to(times.dtype))
+    model.set_sampling(upper_intervals=0)
+    torch.testing.assert_close(
+        model.sampling_grid(), karras_grid(1 - 1e-4, 1e-3, 8, rho=14.0, dtype=torch.float64)
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"upper_intervals": -1}, "upper_intervals must be an integer >= 0; got -1"),
+        ({"upper_split": 1.0}, r"upper_split must be a number in \(0, 0.9999\); got 1.0"),
+        (
+            {"upper_intervals": 5, "n_intervals": 6},
+            "upper_intervals must leave at least 2 of the n_intervals below upper_split; got "
+            "upper_intervals=5 with n_intervals=6",
+        ),
+        (
+            {"upper_intervals": 2, "upper_split": 1e-4, "sample_t_min": 1e-3},
+            r"upper_split must lie above the grid's last time 0.001 \(sample_t_min\); got 0.0001",
+        ),
+    ],
+)
+def test_bad_upper_grid_options_are_named(options, message):
+    model = _model()
+    with pytest.raises(ValueError, match=message):
+        model.set_sampling(**options)
+        model.sampling_grid()

@@ -15,6 +15,7 @@ from tsgen.sde import (
     karras_grid,
     log_snr_grid,
     uniform_grid,
+    uniform_then_karras_grid,
     validate_grid,
 )
 
@@ -56,6 +57,14 @@ def test_karras_grid_follows_the_rho_law_and_appends_zero():
     assert karras_grid(1.0, 0.1, 5, append_zero=False).shape == (5,)
 
 
+def test_uniform_then_karras_grid_is_even_above_the_split_and_karras_below():
+    grid = uniform_then_karras_grid(0.9999, 0.5, 1e-6, 25, 75, rho=14.0, dtype=F64)
+    assert grid.shape == (101,) and validate_grid(grid) == -1
+    assert float(grid[0]) == 0.9999 and float(grid[25]) == 0.5 and float(grid[-1]) == 0.0
+    torch.testing.assert_close(grid[:26].diff(), torch.full((25,), -0.4999 / 25, dtype=F64))
+    torch.testing.assert_close(grid[25:], karras_grid(0.5, 1e-6, 75, rho=14.0, dtype=F64))
+
+
 def test_uniform_grid_with_a_final_small_step():
     grid = uniform_grid(1.0, 0.0, 5, final_step=1e-3, dtype=F64)
     assert grid.shape == (6,)
@@ -83,6 +92,15 @@ def test_uniform_grids_are_valid_either_way(start, span, n, backwards):
     [
         (lambda: karras_grid(0.1, 1.0, 5), "0 < t_min < t_max"),
         (lambda: karras_grid(1.0, 0.1, 1), "n_points must be at least 2"),
+        (
+            lambda: uniform_then_karras_grid(1.0, 1e-3, 1e-2, 4, 4),
+            "0 < t_min < t_split < t_max; got t_min=0.01, t_split=0.001",
+        ),
+        (lambda: uniform_then_karras_grid(1.0, 0.5, 1e-3, 0, 4), "n_upper must be an integer >= 1"),
+        (
+            lambda: uniform_then_karras_grid(1.0, 0.5, 1e-3, 4, 1),
+            "n_lower must be an integer >= 2; got 1",
+        ),
         (lambda: uniform_grid(0.0, 1.0, 0), "n_steps must be an integer >= 1"),
         (
             lambda: uniform_grid(0.0, 1.0, 4, final_step=2.0),

@@ -21,7 +21,13 @@ from tsgen.sde.bridges import (
     ddbm_vp_coefficients,
     h_transform,
 )
-from tsgen.sde.grids import karras_grid, log_snr_grid, uniform_grid, validate_grid
+from tsgen.sde.grids import (
+    karras_grid,
+    log_snr_grid,
+    uniform_grid,
+    uniform_then_karras_grid,
+    validate_grid,
+)
 from tsgen.sde.noise import (
     BrownianIntervalNoise,
     ExplicitIncrements,
@@ -90,5 +96,6 @@ __all__ = [
     "solve",
     "standard_normal",
     "uniform_grid",
+    "uniform_then_karras_grid",
     "validate_grid",
 ]
