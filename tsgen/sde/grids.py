@@ -127,7 +127,7 @@ def uniform_then_karras_grid(
 
     A bridge's noise vanishes at both ends, and its reverse dynamics change fastest next to the
     pinned end ``T`` as well as next to 0. A Karras grid refines only the end near 0: with
-    ``rho = 14`` and 100 intervals, 8 of them cover ``[0.5, 1]`` (docs/timebridge.md measures
+    ``rho = 14`` and 100 intervals, only 8 of them start above ``t = 0.5`` (docs/timebridge.md measures
     what that costs a squared-error TimeBridge model on Stocks).
     """
     for name, value, minimum in (("n_upper", n_upper, 1), ("n_lower", n_lower, 2)):
