@@ -127,8 +127,8 @@ def uniform_then_karras_grid(
 
     A bridge's noise vanishes at both ends, and its reverse dynamics change fastest next to the
     pinned end ``T`` as well as next to 0. A Karras grid refines only the end near 0: with
-    ``rho = 14`` and 100 intervals, only 8 of them start above ``t = 0.5`` (docs/timebridge.md measures
-    what that costs a squared-error TimeBridge model on Stocks).
+    ``rho = 14`` and 100 intervals, only 8 of them start above ``t = 0.5`` (docs/timebridge.md
+    measures what that costs a squared-error TimeBridge model on Stocks).
     """
     for name, value, minimum in (("n_upper", n_upper, 1), ("n_lower", n_lower, 2)):
         if not isinstance(value, int) or value < minimum:
