@@ -33,6 +33,7 @@ MODEL_TITLES = {
     "gp_reference_objective": "TimeBridge, GP prior, the reference's objective",
     "gp_l2": "TimeBridge, GP prior, squared error, 200 intervals",
     "gp_l2_mixed": "TimeBridge, GP prior, squared error, mixed times, 200 intervals",
+    "gp_l2_upper": "TimeBridge, GP prior, squared error, SDE, 100 intervals (25 above t = 0.5)",
 }
 CONDITIONAL_METRICS = {
     "mse_instance": "MSE (instance-scaled)",

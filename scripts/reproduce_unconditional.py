@@ -79,7 +79,18 @@ MODELS = {
         "--model.init_args.time_distribution", "mixed",
         "--model.init_args.n_intervals", "200",
     ],
+    # The gp_l2 checkpoint sampled by Euler-Maruyama with 100 intervals, 25 of them spent
+    # evenly above t = 0.5 (docs/timebridge.md, "A grid for both ends of the bridge").
+    "gp_l2_upper": lambda dataset: [
+        "--model.init_args.loss_norm", "l2",
+        "--model.init_args.sampler", "sde",
+        "--model.init_args.n_intervals", "100",
+        "--model.init_args.upper_intervals", "25",
+    ],
 }  # fmt: skip
+# Variants that differ from another only in how they sample: they score its checkpoint, and
+# training them trains it.
+SAMPLED_FROM = {"gp_l2_upper": "gp_l2"}
 SEED = 0
 
 
@@ -88,7 +99,7 @@ def _config(dataset: str) -> Path:
 
 
 def _run_dir(runs: Path, dataset: str, model: str) -> Path:
-    return runs / "unconditional" / dataset / model
+    return runs / "unconditional" / dataset / SAMPLED_FROM.get(model, model)
 
 
 def train(args: argparse.Namespace) -> None:
@@ -97,10 +108,11 @@ def train(args: argparse.Namespace) -> None:
             if model == "real":
                 continue
             max_steps = args.max_steps or config_steps(_config(dataset))[0]
+            trained = SAMPLED_FROM.get(model, model)
             train_chunked(
                 _run_dir(args.runs, dataset, model),
                 _config(dataset),
-                MODELS[model](dataset),
+                MODELS[trained](dataset),
                 max_steps=max_steps,
                 chunk_steps=args.chunk_steps,
                 accelerator=args.accelerator,
@@ -140,6 +152,7 @@ def evaluate_runs(args: argparse.Namespace) -> None:
                 record.update(
                     config=str(_config(dataset).relative_to(REPO)),
                     overrides=MODELS[model](dataset),
+                    trained_as=SAMPLED_FROM.get(model, model),
                     steps_trained=steps,
                     steps_planned=config_steps(_config(dataset))[0],
                     training=training_record(run_dir),

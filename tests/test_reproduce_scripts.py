@@ -234,3 +234,22 @@ def test_the_provenance_names_an_even_upper_grid(scripts: dict) -> None:
     assert (
         sampling_grid(upper) == "25 even intervals down to t = 0.5, then rho 14 down to t = 1e-06"
     )
+
+
+def test_a_sampling_variant_trains_and_scores_its_sources_checkpoint(
+    scripts: dict, tmp_path: Path
+) -> None:
+    from tsgen.models import TimeBridge
+
+    unconditional = scripts["unconditional"]
+    sampling = {f"--model.init_args.{name}" for name in TimeBridge.SAMPLING_OPTIONS}
+    for variant, source in unconditional.SAMPLED_FROM.items():
+        training = [
+            {k: v for k, v in zip(f[::2], f[1::2], strict=True) if k not in sampling}
+            for f in (unconditional.MODELS[m]("stocks") for m in (variant, source))
+        ]
+        # Only the sampler may differ: the checkpoint is the source's.
+        assert training[0] == training[1]
+        assert unconditional._run_dir(tmp_path, "stocks", variant) == unconditional._run_dir(
+            tmp_path, "stocks", source
+        )
