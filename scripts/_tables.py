@@ -125,6 +125,9 @@ def _provenance(record: dict[str, Any]) -> str:
     evaluation = record["evaluation"]
     parts = []
     if "steps_trained" in record:
+        trained_as = record.get("trained_as", record["model"])
+        if trained_as != record["model"]:
+            parts.append(f"the checkpoint of {MODEL_TITLES.get(trained_as, trained_as)}")
         parts.append(f"{record['steps_trained']} of {record['steps_planned']} steps trained")
         devices = sorted({chunk["device"] for chunk in record.get("training", [])})
         wall = sum(chunk["wall_s"] for chunk in record.get("training", []))

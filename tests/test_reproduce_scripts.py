@@ -253,3 +253,15 @@ def test_a_sampling_variant_trains_and_scores_its_sources_checkpoint(
         assert unconditional._run_dir(tmp_path, "stocks", variant) == unconditional._run_dir(
             tmp_path, "stocks", source
         )
+
+
+def test_the_provenance_names_the_checkpoint_a_sampling_variant_scored(scripts: dict) -> None:
+    record = _unconditional_record("gp_l2_upper", {})
+    record.update(trained_as="gp_l2", kind="unconditional", name="stocks-gp_l2_upper")
+    assert (
+        scripts["tables"]
+        ._provenance(record)
+        .startswith(
+            "the checkpoint of TimeBridge, GP prior, squared error, 200 intervals; 10000 of 10000"
+        )
+    )
