@@ -77,14 +77,11 @@ def _unconditional(records: list[dict[str, Any]]) -> list[str]:
         for model in order:
             results = models[model]["evaluation"]["results"]
             for repeats in (5, 20):
+                values = {m: results.get(m, {}).get("values", [])[:repeats] for m in PAPER_METRICS}
                 row = [MODEL_TITLES[model], str(repeats)]
-                for metric in PAPER_METRICS:
-                    values = results.get(metric, {}).get("values", [])[:repeats]
-                    # The predictive score varies in the fourth decimal between repeats.
-                    row.append(interval(values, 4 if metric == "predictive" else 3))
-                row.append(
-                    _median_range(results.get("discriminative", {}).get("values", [])[:repeats])
-                )
+                # The predictive score varies in the fourth decimal between repeats.
+                row += [interval(values[m], 4 if m == "predictive" else 3) for m in PAPER_METRICS]
+                row.append(_median_range(values["discriminative"]))
                 rows.append(row)
         lines += [f"### {DATASET_TITLES[dataset]}", ""]
         lines += ["| " + " | ".join(row) + " |" for row in rows]

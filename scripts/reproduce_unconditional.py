@@ -98,8 +98,13 @@ def _config(dataset: str) -> Path:
     return REPO / "configs" / "timebridge" / f"{dataset}.yaml"
 
 
+def _trained_as(model: str) -> str:
+    """The variant whose checkpoint ``model`` scores (itself unless it only samples anew)."""
+    return SAMPLED_FROM.get(model, model)
+
+
 def _run_dir(runs: Path, dataset: str, model: str) -> Path:
-    return runs / "unconditional" / dataset / SAMPLED_FROM.get(model, model)
+    return runs / "unconditional" / dataset / _trained_as(model)
 
 
 def train(args: argparse.Namespace) -> None:
@@ -108,11 +113,10 @@ def train(args: argparse.Namespace) -> None:
             if model == "real":
                 continue
             max_steps = args.max_steps or config_steps(_config(dataset))[0]
-            trained = SAMPLED_FROM.get(model, model)
             train_chunked(
                 _run_dir(args.runs, dataset, model),
                 _config(dataset),
-                MODELS[trained](dataset),
+                MODELS[_trained_as(model)](dataset),
                 max_steps=max_steps,
                 chunk_steps=args.chunk_steps,
                 accelerator=args.accelerator,
@@ -152,7 +156,7 @@ def evaluate_runs(args: argparse.Namespace) -> None:
                 record.update(
                     config=str(_config(dataset).relative_to(REPO)),
                     overrides=MODELS[model](dataset),
-                    trained_as=SAMPLED_FROM.get(model, model),
+                    trained_as=_trained_as(model),
                     steps_trained=steps,
                     steps_planned=config_steps(_config(dataset))[0],
                     training=training_record(run_dir),

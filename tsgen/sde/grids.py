@@ -130,9 +130,8 @@ def uniform_then_karras_grid(
     ``rho = 14`` and 100 intervals, only 8 of them start above ``t = 0.5`` (docs/timebridge.md
     measures what that costs a squared-error TimeBridge model on Stocks).
     """
-    for name, value, minimum in (("n_upper", n_upper, 1), ("n_lower", n_lower, 2)):
-        if not isinstance(value, int) or value < minimum:
-            raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    _check_steps(n_upper, minimum=1, name="n_upper")
+    _check_steps(n_lower, minimum=2, name="n_lower")
     if not 0 < t_min < t_split < t_max:
         raise ValueError(
             "uniform_then_karras_grid needs 0 < t_min < t_split < t_max; got "
@@ -186,6 +185,6 @@ def log_snr_grid(
     return times.to(dtype=dtype or torch.get_default_dtype(), device=device)
 
 
-def _check_steps(n_steps: int, minimum: int) -> None:
+def _check_steps(n_steps: int, minimum: int, name: str = "n_steps") -> None:
     if not isinstance(n_steps, int) or n_steps < minimum:
-        raise ValueError(f"n_steps must be an integer >= {minimum}; got {n_steps!r}")
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {n_steps!r}")
