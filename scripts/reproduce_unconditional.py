@@ -53,6 +53,13 @@ DATASETS = ("sines", "stocks", "etth1")
 # The reference's best sigma_data per dataset (timebridge.md); without the preconditioning it
 # only sets the loss weight.
 REFERENCE_SIGMA_DATA = {"sines": 0.5, "stocks": 0.1, "etth1": 0.1}
+# Euler-Maruyama with 100 intervals, 25 of them spent evenly above t = 0.5 (docs/timebridge.md,
+# "A grid for both ends of the bridge").
+UPPER_GRID = [
+    "--model.init_args.sampler", "sde",
+    "--model.init_args.n_intervals", "100",
+    "--model.init_args.upper_intervals", "25",
+]  # fmt: skip
 # Model name -> command-line overrides of the dataset's config (a function of the dataset).
 MODELS = {
     "gp": lambda dataset: [],
@@ -79,18 +86,17 @@ MODELS = {
         "--model.init_args.time_distribution", "mixed",
         "--model.init_args.n_intervals", "200",
     ],
-    # The gp_l2 checkpoint sampled by Euler-Maruyama with 100 intervals, 25 of them spent
-    # evenly above t = 0.5 (docs/timebridge.md, "A grid for both ends of the bridge").
-    "gp_l2_upper": lambda dataset: [
+    # The gp_l2 and gp_l2_mixed checkpoints sampled on the even upper grid below.
+    "gp_l2_upper": lambda dataset: ["--model.init_args.loss_norm", "l2", *UPPER_GRID],
+    "gp_l2_mixed_upper": lambda dataset: [
         "--model.init_args.loss_norm", "l2",
-        "--model.init_args.sampler", "sde",
-        "--model.init_args.n_intervals", "100",
-        "--model.init_args.upper_intervals", "25",
+        "--model.init_args.time_distribution", "mixed",
+        *UPPER_GRID,
     ],
 }  # fmt: skip
 # Variants that differ from another only in how they sample: they score its checkpoint, and
 # training them trains it.
-SAMPLED_FROM = {"gp_l2_upper": "gp_l2"}
+SAMPLED_FROM = {"gp_l2_upper": "gp_l2", "gp_l2_mixed_upper": "gp_l2_mixed"}
 SEED = 0
 
 
