@@ -88,6 +88,15 @@ MODELS = {
     ],
     # The gp_l2 and gp_l2_mixed checkpoints sampled on the even upper grid below.
     "gp_l2_upper": lambda dataset: ["--model.init_args.loss_norm", "l2", *UPPER_GRID],
+    # A fifth of the training times log-uniform: the fine detail of mixed times with most of
+    # uniform times' training at large t (docs/timebridge.md, "What the outlying classifiers
+    # find"); sampled on the even upper grid.
+    "gp_l2_mixed20_upper": lambda dataset: [
+        "--model.init_args.loss_norm", "l2",
+        "--model.init_args.time_distribution", "mixed",
+        "--model.init_args.log_fraction", "0.2",
+        *UPPER_GRID,
+    ],
     "gp_l2_mixed_upper": lambda dataset: [
         "--model.init_args.loss_norm", "l2",
         "--model.init_args.time_distribution", "mixed",

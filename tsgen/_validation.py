@@ -3,7 +3,7 @@ imports nothing else from tsgen)."""
 
 from __future__ import annotations
 
-__all__ = ["check_choice", "check_int"]
+__all__ = ["check_choice", "check_int", "check_open_fraction"]
 
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
@@ -20,3 +20,11 @@ def check_int(name: str, value: object, minimum: int = 1) -> int:
         expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise ValueError(f"{name} must be {expected}; got {value!r}")
     return value
+
+
+def check_open_fraction(name: str, value: object) -> float:
+    """``value`` as a float if it is a number (not a bool) strictly between 0 and 1, else a
+    ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must be a number strictly between 0 and 1; got {value!r}")
+    return float(value)

@@ -127,3 +127,19 @@ def test_mixed_training_times_are_half_uniform_half_log_uniform():
     # P(t < 1e-2) = (0.0099 + 0.5) / 2 and P(t > 0.1) = (0.9 + 0.25) / 2.
     assert abs(float((t < 1e-2).double().mean()) - 0.25495) < 5e-3
     assert abs(float((t > 0.1).double().mean()) - 0.575) < 5e-3
+
+
+def test_mixed_training_times_draw_log_uniformly_with_the_log_fraction():
+    generator = torch.Generator().manual_seed(0)
+    t = training_times(
+        200_000, 1e-4, 1.0, "mixed", log_fraction=0.2, generator=generator, dtype=torch.float64
+    )
+    # P(t < 1e-2) = 0.8 * 0.0099 + 0.2 * 0.5 and P(t > 0.1) = 0.8 * 0.9 + 0.2 * 0.25.
+    assert abs(float((t < 1e-2).double().mean()) - 0.10792) < 5e-3
+    assert abs(float((t > 0.1).double().mean()) - 0.77) < 5e-3
+
+
+@pytest.mark.parametrize("log_fraction", [0.0, 1.0, -0.1, True, "0.2"])
+def test_a_log_fraction_outside_the_open_unit_interval_is_named(log_fraction):
+    with pytest.raises(ValueError, match="log_fraction must be a number strictly between 0 and 1"):
+        training_times(3, 1e-4, 1.0, "mixed", log_fraction=log_fraction)

@@ -420,6 +420,7 @@ def test_unconditional_models_refuse_conditional_calls(trained):
         ({"loss_weight": "edm"}, "loss_weight must be one of"),
         ({"loss_norm": "huber"}, "loss_norm must be one of"),
         ({"time_distribution": "normal"}, "time_distribution must be one of"),
+        ({"log_fraction": 1.0}, "log_fraction must be a number strictly between 0 and 1"),
         ({"t_min": 0.0}, r"t_min must lie in \(0, "),
         ({"sample_t_min": 1.0}, r"sample_t_min must be None or a number in \(0, "),
         ({"churn": 1.5}, r"churn must be a number in \[0, 1\]"),
@@ -462,10 +463,18 @@ _NO_TRAINER = "ignore:You are trying to `self.log\\(\\)`"
 
 @pytest.mark.filterwarnings(_NO_TRAINER)
 @pytest.mark.parametrize(
-    ("distribution", "below_1e_2"), [("uniform", 0.0099), ("log_uniform", 0.5), ("mixed", 0.255)]
+    ("distribution", "log_fraction", "below_1e_2"),
+    [
+        ("uniform", 0.5, 0.0099),
+        ("log_uniform", 0.5, 0.5),
+        ("mixed", 0.5, 0.255),
+        ("mixed", 0.2, 0.108),
+    ],
 )
-def test_training_draws_t_from_its_time_distribution(distribution, below_1e_2):
-    model = _model(network=_RecordTime, time_distribution=distribution, t_min=1e-4)
+def test_training_draws_t_from_its_time_distribution(distribution, log_fraction, below_1e_2):
+    model = _model(
+        network=_RecordTime, time_distribution=distribution, log_fraction=log_fraction, t_min=1e-4
+    )
     x0 = torch.randn(4000, 12, 2)
     model.prior.fit(x0)
     model.training_step(x0, 0)

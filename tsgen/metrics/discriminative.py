@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 from torch.nn.functional import softplus
 
-from tsgen._validation import check_int
+from tsgen._validation import check_int, check_open_fraction
 from tsgen.metrics._repeats import progress as progress_bar
 from tsgen.metrics._repeats import repeat_generators, resolve_device, single_cpu_thread
 from tsgen.metrics._stacked_gru import StackedGRU, draw_batch_indices, make_adam
@@ -64,18 +64,6 @@ class _DiscriminativeRun:
     losses: Tensor
     real_logits: Tensor
     fake_logits: Tensor
-
-
-def _check_fraction(train_fraction: object) -> float:
-    if (
-        isinstance(train_fraction, bool)
-        or not isinstance(train_fraction, (int, float))
-        or not 0.0 < train_fraction < 1.0
-    ):
-        raise ValueError(
-            f"train_fraction must be a number strictly between 0 and 1; got {train_fraction!r}"
-        )
-    return float(train_fraction)
 
 
 def _split_sizes(name: str, n: int, train_fraction: float) -> int:
@@ -134,7 +122,7 @@ def _run_discriminative(
     check_int("seed", seed, minimum=0)
     check_int("iterations", iterations)
     check_int("batch_size", batch_size)
-    train_fraction = _check_fraction(train_fraction)
+    train_fraction = check_open_fraction("train_fraction", train_fraction)
     device = resolve_device(device)
     n_real, n_fake = real.shape[0], fake.shape[0]
     n_real_train = _split_sizes("real", n_real, train_fraction)

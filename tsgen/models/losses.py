@@ -9,7 +9,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor
 
-from tsgen._validation import check_choice
+from tsgen._validation import check_choice, check_open_fraction
 
 __all__ = [
     "LOSS_NORMS",
@@ -87,6 +87,7 @@ def training_times(
     t_max: float,
     distribution: TimeDistribution,
     *,
+    log_fraction: float = 0.5,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
@@ -95,11 +96,16 @@ def training_times(
 
     ``"uniform"`` is the reference's ``U[t_min, t_max]``; ``"log_uniform"`` draws ``log t``
     uniformly, so every decade of ``t`` is trained equally often; ``"mixed"`` draws each time
-    from one or the other with probability 1/2. Under ``"uniform"`` with
-    ``t_min = 1e-4`` only 1% of the draws fall below ``1e-2``, where the sampler spends half of
-    its steps and the series' step-to-step detail is decided (docs/timebridge.md).
+    log-uniformly with probability ``log_fraction`` and uniformly otherwise. Under
+    ``"uniform"`` with ``t_min = 1e-4`` only 1% of the draws fall below ``1e-2``, where the
+    sampler spends half of its steps and the series' step-to-step detail is decided
+    (docs/timebridge.md).
+
+    Raises:
+        ValueError: an unknown ``distribution``, or ``log_fraction`` outside ``(0, 1)``.
     """
     check_choice("distribution", distribution, TIME_DISTRIBUTIONS)
+    check_open_fraction("log_fraction", log_fraction)
     u = torch.rand(n, generator=generator, device=device, dtype=dtype)
     uniform = t_min + (t_max - t_min) * u
     if distribution == "uniform":
@@ -107,5 +113,5 @@ def training_times(
     log_uniform = torch.exp(math.log(t_min) + (math.log(t_max) - math.log(t_min)) * u)
     if distribution == "log_uniform":
         return log_uniform
-    pick_log = torch.rand(n, generator=generator, device=device, dtype=dtype) < 0.5
+    pick_log = torch.rand(n, generator=generator, device=device, dtype=dtype) < log_fraction
     return torch.where(pick_log, log_uniform, uniform)

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from tsgen._arrays import numpy_in_numpy_out
-from tsgen._validation import check_choice, check_int
+from tsgen._validation import check_choice, check_int, check_open_fraction
 from tsgen.data.masks import forecast_mask, random_missing_mask, sample_missing_ratios
 from tsgen.data.scaling import MinMaxScaler, WindowScale, fit_window_scale
 from tsgen.data.windows import WholeBatchDataset, WindowSplit
@@ -175,8 +175,11 @@ class TimeBridge(LightningModule):
             analogue for L1: the network's own error ``|F - F*|`` at unit scale for every
             ``t``) or ``"uniform"``.
         time_distribution: how training draws ``t``: ``"uniform"`` on ``[t_min, 1]`` (the
-            reference's), ``"log_uniform"`` (each decade equally often) or ``"mixed"`` (half
-            each); see :func:`~tsgen.models.losses.training_times` and docs/timebridge.md.
+            reference's), ``"log_uniform"`` (each decade equally often) or ``"mixed"``
+            (log-uniform with probability ``log_fraction``, uniform otherwise); see
+            :func:`~tsgen.models.losses.training_times` and docs/timebridge.md.
+        log_fraction: the log-uniform share of ``"mixed"`` training times (ignored by the
+            other distributions).
         time_input: what the network is given as its time: ``"raw"`` (``t`` itself, the
             reference's) or ``"log"`` (``log t``). The sinusoidal codes of raw ``t`` in
             ``[1e-4, 1e-2]`` differ by less than 1e-2, so a raw-time network cannot tell
@@ -250,6 +253,7 @@ class TimeBridge(LightningModule):
         loss_norm: LossNorm = "l1",
         loss_weight: Literal["bridge", "bridge_l1", "uniform"] = "bridge",
         time_distribution: TimeDistribution = "uniform",
+        log_fraction: float = 0.5,
         time_input: Literal["raw", "log"] = "log",
         fourier_weight: float | None = None,
         t_min: float = 1e-4,
@@ -301,6 +305,7 @@ class TimeBridge(LightningModule):
         check_choice("loss_norm", loss_norm, LOSS_NORMS)
         check_choice("loss_weight", loss_weight, ("bridge", "bridge_l1", "uniform"))
         check_choice("time_distribution", time_distribution, TIME_DISTRIBUTIONS)
+        check_open_fraction("log_fraction", log_fraction)
         check_choice("time_input", time_input, ("raw", "log"))
         _check_sampling(
             sampler=sampler,
@@ -530,6 +535,7 @@ class TimeBridge(LightningModule):
             self.hparams.t_min,
             _T,
             self.hparams.time_distribution,
+            log_fraction=self.hparams.log_fraction,
             generator=generator,
             device=x0.device,
             dtype=x0.dtype,
