@@ -34,12 +34,12 @@ MODEL_TITLES = {
     "gp_l2": "TimeBridge, GP prior, squared error, 200 intervals",
     "gp_l2_mixed": "TimeBridge, GP prior, squared error, mixed times, 200 intervals",
     "gp_l2_upper": "TimeBridge, GP prior, squared error, SDE, 100 intervals (25 above t = 0.5)",
-    "gp_l2_mixed20_upper": (
-        "TimeBridge, GP prior, squared error, a fifth of the times log-uniform, SDE, "
-        "100 intervals (25 above t = 0.5)"
-    ),
     "gp_l2_mixed_upper": (
         "TimeBridge, GP prior, squared error, mixed times, SDE, 100 intervals (25 above t = 0.5)"
+    ),
+    "gp_l2_mixed20_upper": (
+        "TimeBridge, GP prior, squared error, mixed times (a fifth log-uniform), SDE, "
+        "100 intervals (25 above t = 0.5)"
     ),
 }
 CONDITIONAL_METRICS = {

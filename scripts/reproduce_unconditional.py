@@ -86,20 +86,20 @@ MODELS = {
         "--model.init_args.time_distribution", "mixed",
         "--model.init_args.n_intervals", "200",
     ],
-    # The gp_l2 and gp_l2_mixed checkpoints sampled on the even upper grid below.
+    # The gp_l2 and gp_l2_mixed checkpoints sampled on UPPER_GRID.
     "gp_l2_upper": lambda dataset: ["--model.init_args.loss_norm", "l2", *UPPER_GRID],
-    # A fifth of the training times log-uniform: the fine detail of mixed times with most of
-    # uniform times' training at large t (docs/timebridge.md, "What the outlying classifiers
-    # find"); sampled on the even upper grid.
+    "gp_l2_mixed_upper": lambda dataset: [
+        "--model.init_args.loss_norm", "l2",
+        "--model.init_args.time_distribution", "mixed",
+        *UPPER_GRID,
+    ],
+    # A checkpoint of its own: a fifth of the training times log-uniform, for the fine detail
+    # of mixed times with most of uniform times' training at large t (docs/timebridge.md,
+    # "What the outlying classifiers find"); sampled on UPPER_GRID.
     "gp_l2_mixed20_upper": lambda dataset: [
         "--model.init_args.loss_norm", "l2",
         "--model.init_args.time_distribution", "mixed",
         "--model.init_args.log_fraction", "0.2",
-        *UPPER_GRID,
-    ],
-    "gp_l2_mixed_upper": lambda dataset: [
-        "--model.init_args.loss_norm", "l2",
-        "--model.init_args.time_distribution", "mixed",
         *UPPER_GRID,
     ],
 }  # fmt: skip

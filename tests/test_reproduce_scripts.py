@@ -227,6 +227,15 @@ def test_the_squared_error_variants_train_l2_and_sample_with_200_intervals(
     assert settings["n_intervals"] == 200 and model.hparams.n_intervals == 200
 
 
+def test_the_fifth_log_uniform_variant_trains_mixed_times_with_that_fraction(scripts: dict) -> None:
+    flags = scripts["unconditional"].MODELS["gp_l2_mixed20_upper"]("stocks")
+    given = dict(zip(flags[::2], flags[1::2], strict=True))
+    assert given["--model.init_args.time_distribution"] == "mixed"
+    assert given["--model.init_args.log_fraction"] == "0.2"
+    assert given["--model.init_args.loss_norm"] == "l2"
+    assert "gp_l2_mixed20_upper" not in scripts["unconditional"].SAMPLED_FROM
+
+
 def test_the_provenance_names_an_even_upper_grid(scripts: dict) -> None:
     sampling_grid = scripts["tables"].sampling_grid
     assert sampling_grid({"rho": 14.0, "sample_t_min": 1e-6}) == "rho 14 down to t = 1e-06"

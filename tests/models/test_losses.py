@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -140,6 +141,7 @@ def test_mixed_training_times_draw_log_uniformly_with_the_log_fraction():
 
 
 @pytest.mark.parametrize("log_fraction", [0.0, 1.0, -0.1, True, "0.2"])
-def test_a_log_fraction_outside_the_open_unit_interval_is_named(log_fraction):
-    with pytest.raises(ValueError, match="log_fraction must be a number strictly between 0 and 1"):
+def test_a_bad_log_fraction_is_named_with_what_came(log_fraction):
+    expected = f"log_fraction must be a number strictly between 0 and 1; got {log_fraction!r}"
+    with pytest.raises(ValueError, match=re.escape(expected)):
         training_times(3, 1e-4, 1.0, "mixed", log_fraction=log_fraction)

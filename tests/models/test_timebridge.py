@@ -465,8 +465,9 @@ _NO_TRAINER = "ignore:You are trying to `self.log\\(\\)`"
 @pytest.mark.parametrize(
     ("distribution", "log_fraction", "below_1e_2"),
     [
-        ("uniform", 0.5, 0.0099),
-        ("log_uniform", 0.5, 0.5),
+        # Only "mixed" reads log_fraction.
+        ("uniform", 0.2, 0.0099),
+        ("log_uniform", 0.2, 0.5),
         ("mixed", 0.5, 0.255),
         ("mixed", 0.2, 0.108),
     ],
@@ -520,10 +521,12 @@ def test_checkpoints_from_before_time_input_keep_raw_time_and_their_sampler(trai
     checkpoint = torch.load(path, weights_only=False)
     del checkpoint["hyper_parameters"]["time_input"]
     del checkpoint["hyper_parameters"]["sample_t_min"]
+    del checkpoint["hyper_parameters"]["log_fraction"]
     checkpoint["hyper_parameters"]["rho"] = 7.0  # the default then
     torch.save(checkpoint, tmp_path / "old.ckpt")
     old = tsgen.load(tmp_path / "old.ckpt", weights_only=False)
     assert old.hparams.time_input == "raw" and old.hparams.rho == 7.0
+    assert old.hparams.log_fraction == 0.5  # what "mixed" drew before the option
     assert old.hparams.sample_t_min == old.grid_t_min == old.hparams.t_min == 1e-4
     new = tsgen.load(path, weights_only=False)
     assert new.hparams.time_input == "log" and new.hparams.rho == 14.0

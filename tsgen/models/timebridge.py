@@ -178,8 +178,8 @@ class TimeBridge(LightningModule):
             reference's), ``"log_uniform"`` (each decade equally often) or ``"mixed"``
             (log-uniform with probability ``log_fraction``, uniform otherwise); see
             :func:`~tsgen.models.losses.training_times` and docs/timebridge.md.
-        log_fraction: the log-uniform share of ``"mixed"`` training times (ignored by the
-            other distributions).
+        log_fraction: the log-uniform share of ``"mixed"`` training times, in ``(0, 1)``
+            whatever the distribution (only ``"mixed"`` uses it).
         time_input: what the network is given as its time: ``"raw"`` (``t`` itself, the
             reference's) or ``"log"`` (``log t``). The sinusoidal codes of raw ``t`` in
             ``[1e-4, 1e-2]`` differ by less than 1e-2, so a raw-time network cannot tell
