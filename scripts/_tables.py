@@ -41,6 +41,10 @@ MODEL_TITLES = {
         "TimeBridge, GP prior, squared error, mixed times (a fifth log-uniform), SDE, "
         "100 intervals (25 above t = 0.5)"
     ),
+    "gp_l2_mixed20_t1e6_upper": (
+        "TimeBridge, GP prior, squared error, mixed times (a fifth log-uniform) down to "
+        "t = 1e-6, SDE, 100 intervals (25 above t = 0.5)"
+    ),
 }
 CONDITIONAL_METRICS = {
     "mse_instance": "MSE (instance-scaled)",
