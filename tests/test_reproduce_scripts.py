@@ -145,18 +145,19 @@ def test_results_md_is_rebuilt_from_records(
     table = [line for line in text.splitlines() if line.startswith("| ")]
     header = [cell.strip() for cell in table[0].strip("|").split("|")]
     column = header.index("Discriminative")
+    gp = scripts["tables"].MODEL_TITLES["gp"]
     cells = {
         tuple(row[:2]): row[column]
         for row in ([cell.strip() for cell in line.strip("|").split("|")] for line in table[2:])
     }
     # Repeats 0-4 are 0, .01, .02, .03, .04; real data comes before the GP model.
     assert cells["Diffusion-TS (published)", "5 runs"] == "0.067"
-    assert cells["real vs real", "5"] == cells["TimeBridge, GP prior", "5"] == "0.020 +- 0.020"
-    assert cells["real vs real", "20"] == cells["TimeBridge, GP prior", "20"] == "0.020 +- 0.007"
+    assert cells["real vs real", "5"] == cells[gp, "5"] == "0.020 +- 0.020"
+    assert cells["real vs real", "20"] == cells[gp, "20"] == "0.020 +- 0.007"
     median = header.index("Discriminative: median (range)")
     assert table[4].split("|")[median + 1].strip() == "0.020 (0.000-0.040)"
     models = [line.split("|")[1].strip() for line in table[3:7]]
-    assert models == ["real vs real"] * 2 + ["TimeBridge, GP prior"] * 2
+    assert models == ["real vs real"] * 2 + [gp] * 2
     assert "10000 of 10000 steps trained" in text
     assert "### Stocks, impute: 70% missing, 5 runs" in text
     assert "| TimeBridge (interpolation prior) | 0.0150 +- 0.0062 | - | - | - |" in text
@@ -185,7 +186,12 @@ def test_checkpoints_are_sampled_with_their_configs_current_sampler(
     assert model.hparams.rho == 7.0
     stocks = SCRIPTS.parent / "configs" / "timebridge" / "stocks.yaml"
     settings = apply_sampling(model, stocks)
-    assert (settings["n_intervals"], settings["rho"], settings["sample_t_min"]) == (40, 14.0, 1e-6)
+    assert (settings["sampler"], settings["n_intervals"], settings["upper_intervals"]) == (
+        "sde",
+        100,
+        25,
+    )
+    assert (settings["rho"], settings["sample_t_min"]) == (14.0, 1e-6)
     config.write_text("model:\n  init_args:\n    rho: -2.0\n")
     with pytest.raises(ValueError, match=r"rho must be a positive number; got -2\.0"):
         apply_sampling(model, config)
@@ -218,9 +224,9 @@ def test_the_squared_error_variants_train_l2_and_sample_with_200_intervals(
     from tsgen.priors import NormalPrior
 
     flags = scripts["unconditional"].MODELS[variant]("stocks")
-    assert flags[flags.index("--model.init_args.loss_norm") + 1] == "l2"
-    if time_distribution is not None:
-        assert flags[flags.index("--model.init_args.time_distribution") + 1] == time_distribution
+    settings = _resolved(scripts, "stocks", variant)
+    assert settings["loss_norm"] == "l2"
+    assert settings["time_distribution"] == (time_distribution or "uniform")
     stocks = SCRIPTS.parent / "configs" / "timebridge" / "stocks.yaml"
     model = TimeBridge(prior=NormalPrior())
     settings = scripts["runs"].apply_sampling(model, stocks, flags)
@@ -273,4 +279,72 @@ def test_the_provenance_names_the_checkpoint_a_sampling_variant_scored(scripts: 
         .startswith(
             "the checkpoint of TimeBridge, GP prior, squared error, 200 intervals; 10000 of 10000"
         )
+    )
+
+
+def _resolved(scripts: dict, dataset: str, variant: str) -> dict:
+    """TimeBridge's arguments for a variant: its defaults, then the dataset's config, then the
+    variant's overrides, each later one winning as on the command line."""
+    import inspect
+
+    import yaml
+
+    from tsgen.models import TimeBridge
+
+    def value(given: object) -> object:
+        parsed = yaml.safe_load(given) if isinstance(given, str) else given
+        try:
+            return float(parsed) if not isinstance(parsed, bool) else parsed
+        except (TypeError, ValueError):
+            return parsed
+
+    settings = {
+        name: value(parameter.default)
+        for name, parameter in inspect.signature(TimeBridge.__init__).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+    config = SCRIPTS.parent / "configs" / "timebridge" / f"{dataset}.yaml"
+    init_args = yaml.safe_load(config.read_text())["model"]["init_args"]
+    settings.update({k: value(v) for k, v in init_args.items() if not isinstance(v, dict)})
+    flags = scripts["unconditional"].MODELS[variant](dataset)
+    for flag, given in zip(flags[::2], flags[1::2], strict=True):
+        settings[flag.removeprefix("--model.init_args.")] = value(given)
+    return settings
+
+
+@pytest.mark.parametrize(
+    ("dataset", "variant"), [("stocks", "gp_l2_mixed20_t1e6_upper"), ("etth1", "gp_l2_upper")]
+)
+def test_the_configs_hold_their_best_measured_variant(
+    scripts: dict, dataset: str, variant: str
+) -> None:
+    assert _resolved(scripts, dataset, "gp") == _resolved(scripts, dataset, variant)
+
+
+def test_the_l1_variant_restores_the_configs_before_the_squared_error(scripts: dict) -> None:
+    before = {
+        "loss_norm": "l1",
+        "time_distribution": "uniform",
+        "t_min": 1e-4,
+        "sampler": "hybrid",
+        "n_intervals": 40.0,
+        "upper_intervals": 0.0,
+        "churn": 0.33,
+    }
+    for dataset in ("stocks", "etth1"):
+        settings = _resolved(scripts, dataset, "gp_l1")
+        assert {k: settings[k] for k in before} == before
+        normal = _resolved(scripts, dataset, "normal_l1")
+        assert normal.pop("prior") == "tsgen.priors.NormalPrior"
+        assert {k: v for k, v in settings.items() if k != "prior"} == normal
+    # Sines' config never moved: there the L1 variant is the config itself.
+    assert _resolved(scripts, "sines", "gp_l1") == _resolved(scripts, "sines", "gp")
+
+
+def test_a_renamed_record_says_under_which_name_it_was_scored(scripts: dict) -> None:
+    record = _unconditional_record("gp_l1", {})
+    record.update(kind="unconditional", name="stocks-gp_l1")
+    record["renamed"] = {"from": "stocks-gp", "note": "scored as `gp` at commit abc1234"}
+    assert "; scored as `gp` at commit abc1234; evaluated on" in scripts["tables"]._provenance(
+        record
     )
