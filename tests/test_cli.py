@@ -129,3 +129,26 @@ def test_predict_arguments_win_over_the_checkpoint(
     five = ["--model.num_samples", "5", "--output", "five"]
     main(["predict", "-c", "tiny.yaml", "--ckpt_path", checkpoint, *five])
     assert np.load("five/samples.npy").shape == (5, 8, 2)
+
+
+@pytest.mark.usefixtures("clean_argv")
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
+def test_the_models_and_the_datas_seeds_may_differ(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model's seed (training noise) and the data's (shuffle order) are separate choices:
+    both reach the run's hparams.yaml and the checkpoint, neither overwriting the other."""
+    import numpy as np
+    import torch
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    np.save("series.npy", np.random.default_rng(0).standard_normal((60, 2)).cumsum(axis=0))
+    (tmp_path / "tiny.yaml").write_text(TINY_TIMEBRIDGE)
+    main(["fit", "-c", "tiny.yaml", "--model.init_args.seed", "1", "--data.init_args.seed", "2"])
+    hparams = yaml.safe_load(Path("logs/tiny/hparams.yaml").read_text())
+    assert hparams["seed"] == 1
+    assert hparams["data"]["seed"] == 2 and hparams["data"]["window"] == 8
+    checkpoint = torch.load("logs/tiny/checkpoints/last.ckpt", weights_only=False)
+    assert checkpoint["hyper_parameters"]["seed"] == 1
+    assert checkpoint["datamodule_hyper_parameters"]["seed"] == 2

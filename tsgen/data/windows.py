@@ -320,7 +320,8 @@ class WindowsDataModule(LightningDataModule):
         treat_nan_as_missing: bool = False,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        # Saved with the checkpoint, and logged by :meth:`setup` under their own key.
+        self.save_hyperparameters(logger=False)
         _check_options(window, stride, split, scaling, val_fraction, test_fraction, batch_size)
         if isinstance(horizon, bool) or not isinstance(horizon, int) or not 0 <= horizon < window:
             raise ValueError(f"horizon must be an integer in [0, window={window}); got {horizon!r}")
@@ -427,6 +428,16 @@ class WindowsDataModule(LightningDataModule):
         # global RNG, which model code may rely on, untouched at every epoch start.
         generator = torch.Generator().manual_seed(self.seed)
         return ResumableDataLoader(dataset, sampler=sampler, generator=generator, **kwargs)
+
+    def setup(self, stage: str) -> None:
+        """Log the data's hyper-parameters under ``data``: Lightning would merge them with the
+        model's into one flat dict and refuse keys the two share with different values (both
+        have a ``seed``, for different random streams)."""
+        if self.trainer is None:
+            return
+        hparams = {k: v for k, v in self.hparams_initial.items() if k != "_class_path"}
+        for logger in self.trainer.loggers:
+            logger.log_hyperparams({"data": hparams})
 
     def train_dataloader(self) -> ResumableDataLoader:
         """Training windows, shuffled: epoch ``e``'s order is a function of ``(seed, e)`` only
