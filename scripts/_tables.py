@@ -28,10 +28,10 @@ PUBLISHED_PREDICTIVE_ON_REAL = {"sines": 0.094, "stocks": 0.036, "etth1": 0.121}
 DATASET_TITLES = {"sines": "Sines (24 x 5)", "stocks": "Stocks (24 x 6)", "etth1": "ETTh1 (24 x 7)"}
 MODEL_TITLES = {
     "real": "real vs real",
-    "normal": "normal prior, the dataset's config",
-    "normal_l1": "normal prior, absolute error, hybrid, 40 intervals",
     "gp": "TimeBridge, GP prior, the dataset's config",
+    "normal": "normal prior, the dataset's config",
     "gp_l1": "TimeBridge, GP prior, absolute error, hybrid, 40 intervals",
+    "normal_l1": "normal prior, absolute error, hybrid, 40 intervals",
     "gp_reference_objective": "TimeBridge, GP prior, the reference's objective",
     "gp_l2": "TimeBridge, GP prior, squared error, 200 intervals",
     "gp_l2_mixed": "TimeBridge, GP prior, squared error, mixed times, 200 intervals",
