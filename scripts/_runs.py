@@ -67,35 +67,89 @@ def config_steps(config: Path) -> tuple[int, int]:
     return int(data["trainer"]["max_steps"]), int(every[0]) if every else 0
 
 
+def model_arguments(
+    model_class: type, config: Path, overrides: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The constructor arguments of ``model_class`` that a run of ``config`` with ``overrides``
+    (``["--model.init_args.rho", "7.0", ...]``) gives it: the class defaults, then the
+    config's ``model.init_args``, then the flags, read as the CLI reads them (a later flag
+    wins, as on the command line). Nested objects stay as given (a config's ``{class_path,
+    init_args}``, a flag's class path)."""
+    import yaml
+
+    settings = {
+        name: parameter.default
+        for name, parameter in inspect.signature(model_class).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+    settings.update(yaml.safe_load(config.read_text())["model"].get("init_args") or {})
+    prefix = "--model.init_args."
+    for flag, value in zip(overrides[::2], overrides[1::2], strict=True):
+        if flag.startswith(prefix):
+            settings[flag.removeprefix(prefix)] = option_value(value)
+    return settings
+
+
 def apply_sampling(model: Any, config: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Give a loaded TimeBridge the sampling options of ``config`` and of ``overrides`` (the
-    run's command-line flags, ``["--model.init_args.rho", "7.0", ...]``), else the class
-    defaults, and return them for the record (``sample_t_min`` resolved).
+    run's command-line flags), else the class defaults, and return them for the record
+    (``sample_t_min`` resolved).
 
     Sampling is not part of training, so a checkpoint is scored with the sampler its config
     and the library state now, not the one saved with it (``tsgen predict`` keeps the saved
     one, see ``TimeBridge.on_load_checkpoint``).
     """
-    import yaml
-
     names = type(model).SAMPLING_OPTIONS
-    defaults = inspect.signature(type(model)).parameters
-    missing = [name for name in names if name not in defaults]
+    arguments = model_arguments(type(model), config, overrides)
+    missing = [name for name in names if name not in arguments]
     if missing:
         raise ValueError(f"{type(model).__name__}'s constructor does not take {missing}")
-    given = yaml.safe_load(config.read_text())["model"].get("init_args") or {}
-    flags = dict(zip(overrides[::2], overrides[1::2], strict=True))
-    settings = {}
-    for name in names:
-        flag = f"--model.init_args.{name}"
-        if flag in flags:
-            settings[name] = option_value(flags[flag])
-        elif name in given:
-            settings[name] = given[name]
-        else:
-            settings[name] = defaults[name].default
+    settings = {name: arguments[name] for name in names}
     model.set_sampling(**settings)
     return {**settings, "sample_t_min": model.grid_t_min}
+
+
+# The TimeBridge arguments that decide what a run trains: a checkpoint that disagrees with its
+# variant on one of them is a run directory left from other settings.
+TRAINING_OPTIONS = (
+    "task", "prior", "loss_norm", "loss_weight", "fourier_weight", "time_distribution",
+    "log_fraction", "t_min", "time_input", "preconditioning", "sigma_data", "lr", "seed",
+)  # fmt: skip
+
+
+def _class_path(value: Any) -> Any:
+    """A nested object's class path (a config's ``{class_path, init_args}`` or a flag's path)."""
+    return value.get("class_path") if isinstance(value, dict) else value
+
+
+def check_trained_like(checkpoint: Path, config: Path, overrides: Sequence[str] = ()) -> None:
+    """Refuse a checkpoint whose saved hyper-parameters differ from what ``config`` (its
+    ``model.class_path``) with ``overrides`` trains on one of :data:`TRAINING_OPTIONS` (keys
+    a checkpoint predates are not compared): resuming it would mix two trainings, scoring it
+    would credit one variant with another's model."""
+    import importlib
+
+    import yaml
+
+    module, _, name = yaml.safe_load(config.read_text())["model"]["class_path"].rpartition(".")
+    model_class = getattr(importlib.import_module(module), name)
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]
+    wanted = model_arguments(model_class, config, overrides)
+    differing = []
+    for name in TRAINING_OPTIONS:
+        if name not in saved or name not in wanted:
+            continue
+        have, want = saved[name], wanted[name]
+        if name == "prior":
+            have, want = _class_path(have), _class_path(want)
+        if have != want:
+            differing.append(f"{name}: checkpoint {have!r}, run {want!r}")
+    if differing:
+        raise ValueError(
+            f"{checkpoint} was trained with other settings than {config.name} with overrides "
+            f"{list(overrides)} gives ({'; '.join(differing)}): a run directory left from "
+            "another config or variant; move it to the variant that gives its settings"
+        )
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -136,6 +190,8 @@ def train_chunked(
         )
     start = time.perf_counter()
     done = checkpoint_steps(checkpoint)
+    if done:
+        check_trained_like(checkpoint, config, overrides)
     last_chunk_s = 0.0
     while done < max_steps:
         # Stop when the next chunk, as long as the last one, would overrun the budget.

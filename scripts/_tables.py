@@ -153,6 +153,8 @@ def _provenance(record: dict[str, Any]) -> str:
         parts.append(record["note"])
     if "renamed" in record:
         parts.append(record["renamed"]["note"])
+    if "checkpoint_note" in record:
+        parts.insert(0, record["checkpoint_note"])
     parts.append(
         f"evaluated on {record['evaluation_device']} in {evaluation['wall_time_s']:.0f} s, "
         f"{record['precision']}, commit {record['commit']}"

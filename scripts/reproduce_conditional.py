@@ -34,6 +34,7 @@ from _machine import device_description
 from _runs import (
     REPO,
     apply_sampling,
+    check_trained_like,
     checkpoint_steps,
     config_steps,
     run_command,
@@ -127,6 +128,7 @@ def evaluate_runs(args: argparse.Namespace) -> None:
             if steps == 0:
                 log.warning("no checkpoint in %s: train it first", run_dir)
                 continue
+            check_trained_like(checkpoint, _config(dataset, task))
             model = load(checkpoint, map_location=device)
             sampling = apply_sampling(model, _config(dataset, task))
             datamodule = load_datamodule(checkpoint)

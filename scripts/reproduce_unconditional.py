@@ -33,6 +33,7 @@ from _machine import device_description
 from _runs import (
     REPO,
     apply_sampling,
+    check_trained_like,
     checkpoint_steps,
     config_steps,
     run_command,
@@ -196,6 +197,7 @@ def evaluate_runs(args: argparse.Namespace) -> None:
                 if steps == 0:
                     log.warning("no checkpoint in %s: train it first", run_dir)
                     continue
+                check_trained_like(checkpoint, _config(dataset), MODELS[model](dataset))
                 real = training_windows(checkpoint)
                 network = load(checkpoint, map_location=device)
                 settings = apply_sampling(network, _config(dataset), MODELS[model](dataset))

@@ -152,3 +152,8 @@ def test_the_models_and_the_datas_seeds_may_differ(
     checkpoint = torch.load("logs/tiny/checkpoints/last.ckpt", weights_only=False)
     assert checkpoint["hyper_parameters"]["seed"] == 1
     assert checkpoint["datamodule_hyper_parameters"]["seed"] == 2
+    # Turning Lightning's hyper-parameter logging off turns the data's off too.
+    quiet = ["--trainer.enable_autolog_hparams", "false", "--trainer.logger.init_args.version", "q"]
+    main(["fit", "-c", "tiny.yaml", *quiet])
+    quiet_hparams = Path("logs/q/hparams.yaml")
+    assert not quiet_hparams.exists() or "data" not in yaml.safe_load(quiet_hparams.read_text())

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
@@ -282,34 +283,13 @@ def test_the_provenance_names_the_checkpoint_a_sampling_variant_scored(scripts: 
     )
 
 
-def _resolved(scripts: dict, dataset: str, variant: str) -> dict:
-    """TimeBridge's arguments for a variant: its defaults, then the dataset's config, then the
-    variant's overrides, each later one winning as on the command line."""
-    import inspect
-
-    import yaml
-
+def _resolved(scripts: dict, dataset: str, variant: str) -> dict[str, Any]:
+    """TimeBridge's arguments for a variant of a dataset's config."""
     from tsgen.models import TimeBridge
 
-    def value(given: object) -> object:
-        parsed = yaml.safe_load(given) if isinstance(given, str) else given
-        try:
-            return float(parsed) if not isinstance(parsed, bool) else parsed
-        except (TypeError, ValueError):
-            return parsed
-
-    settings = {
-        name: value(parameter.default)
-        for name, parameter in inspect.signature(TimeBridge.__init__).parameters.items()
-        if parameter.default is not inspect.Parameter.empty
-    }
     config = SCRIPTS.parent / "configs" / "timebridge" / f"{dataset}.yaml"
-    init_args = yaml.safe_load(config.read_text())["model"]["init_args"]
-    settings.update({k: value(v) for k, v in init_args.items() if not isinstance(v, dict)})
     flags = scripts["unconditional"].MODELS[variant](dataset)
-    for flag, given in zip(flags[::2], flags[1::2], strict=True):
-        settings[flag.removeprefix("--model.init_args.")] = value(given)
-    return settings
+    return scripts["runs"].model_arguments(TimeBridge, config, flags)
 
 
 @pytest.mark.parametrize(
@@ -321,24 +301,70 @@ def test_the_configs_hold_their_best_measured_variant(
     assert _resolved(scripts, dataset, "gp") == _resolved(scripts, dataset, variant)
 
 
-def test_the_l1_variant_restores_the_configs_before_the_squared_error(scripts: dict) -> None:
-    before = {
-        "loss_norm": "l1",
-        "time_distribution": "uniform",
-        "t_min": 1e-4,
-        "sampler": "hybrid",
-        "n_intervals": 40.0,
-        "upper_intervals": 0.0,
-        "churn": 0.33,
-    }
+def test_every_record_names_a_variant_that_samples_as_it_did(scripts: dict) -> None:
+    """Each committed record's variant, on today's config, still gives the sampler the record
+    saw (options a record predates are not compared; ``sample_t_min`` is saved resolved)."""
+    from tsgen.models import TimeBridge
+
+    compared = 0
+    for record in scripts["runs"].load_records("unconditional"):
+        if "sampling" not in record:
+            continue
+        settings = _resolved(scripts, record["dataset"], record["model"])
+        for name in set(TimeBridge.SAMPLING_OPTIONS) - {"sample_t_min"}:
+            if name in record["sampling"]:
+                assert settings[name] == record["sampling"][name], (record["name"], name)
+                compared += 1
+    assert compared >= 60
+
+
+def test_the_l1_variants_differ_from_the_configs_only_where_the_configs_moved(
+    scripts: dict,
+) -> None:
+    moved = {"loss_norm", "time_distribution", "log_fraction", "t_min", "sampler",
+             "n_intervals", "upper_intervals", "churn"}  # fmt: skip
     for dataset in ("stocks", "etth1"):
-        settings = _resolved(scripts, dataset, "gp_l1")
-        assert {k: settings[k] for k in before} == before
+        settings, config = _resolved(scripts, dataset, "gp_l1"), _resolved(scripts, dataset, "gp")
+        assert settings["loss_norm"] == "l1" and settings["sampler"] == "hybrid"
+        assert {k for k in settings if settings[k] != config[k]} <= moved
         normal = _resolved(scripts, dataset, "normal_l1")
         assert normal.pop("prior") == "tsgen.priors.NormalPrior"
         assert {k: v for k, v in settings.items() if k != "prior"} == normal
     # Sines' config never moved: there the L1 variant is the config itself.
     assert _resolved(scripts, "sines", "gp_l1") == _resolved(scripts, "sines", "gp")
+
+
+def _fake_checkpoint(path: Path, **hyper_parameters: object) -> Path:
+    torch.save({"global_step": 10, "hyper_parameters": hyper_parameters}, path)
+    return path
+
+
+def test_a_run_directory_trained_with_other_settings_is_refused(
+    scripts: dict, tmp_path: Path
+) -> None:
+    runs = scripts["runs"]
+    stocks = SCRIPTS.parent / "configs" / "timebridge" / "stocks.yaml"
+    config = _resolved(scripts, "stocks", "gp")
+    trained = {name: config[name] for name in ("loss_norm", "time_distribution", "t_min")}
+    trained["prior"] = {"class_path": "tsgen.priors.GaussianProcessPrior", "init_args": {}}
+    checkpoint = _fake_checkpoint(tmp_path / "last.ckpt", **trained)
+    runs.check_trained_like(checkpoint, stocks)
+    # An old L1 run left in the config's directory, or the normal prior's in the GP prior's.
+    with pytest.raises(ValueError, match=r"loss_norm: checkpoint 'l2', run 'l1'; time_distr"):
+        runs.check_trained_like(checkpoint, stocks, scripts["unconditional"].L1_CONFIG)
+    normal = scripts["unconditional"].NORMAL_PRIOR
+    with pytest.raises(ValueError, match=r"prior: checkpoint 'tsgen.priors.GaussianProcessPr"):
+        runs.check_trained_like(checkpoint, stocks, normal)
+    # Options a checkpoint predates are not compared.
+    runs.check_trained_like(_fake_checkpoint(tmp_path / "old.ckpt", seed=0), stocks)
+    # Resuming refuses before any training starts.
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    _fake_checkpoint(run_dir / "checkpoints" / "last.ckpt", **trained)
+    with pytest.raises(ValueError, match="a run directory left from another config or variant"):
+        runs.train_chunked(
+            run_dir, stocks, normal, max_steps=20, chunk_steps=None, accelerator="cpu"
+        )
 
 
 def test_a_renamed_record_says_under_which_name_it_was_scored(scripts: dict) -> None:
@@ -348,3 +374,9 @@ def test_a_renamed_record_says_under_which_name_it_was_scored(scripts: dict) -> 
     assert "; scored as `gp` at commit abc1234; evaluated on" in scripts["tables"]._provenance(
         record
     )
+
+
+def test_a_record_says_where_its_checkpoint_came_from(scripts: dict) -> None:
+    record = _unconditional_record("gp", {})
+    record.update(kind="unconditional", name="stocks-gp", checkpoint_note="a copy of gp_l2's run")
+    assert scripts["tables"]._provenance(record).startswith("a copy of gp_l2's run; 10000 of")

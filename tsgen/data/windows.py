@@ -433,7 +433,7 @@ class WindowsDataModule(LightningDataModule):
         """Log the data's hyper-parameters under ``data``: Lightning would merge them with the
         model's into one flat dict and refuse keys the two share with different values (both
         have a ``seed``, for different random streams)."""
-        if self.trainer is None:
+        if self.trainer is None or not getattr(self.trainer, "enable_autolog_hparams", True):
             return
         hparams = {k: v for k, v in self.hparams_initial.items() if k != "_class_path"}
         for logger in self.trainer.loggers:
