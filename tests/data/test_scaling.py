@@ -129,3 +129,24 @@ def test_a_window_without_range_of_its_own_takes_the_given_span() -> None:
         ValueError, match=r"span must be a positive tensor of shape \(C,\) = \(2,\)"
     ):
         fit_window_scale(x, span=torch.ones(3, dtype=torch.float64))
+
+
+def test_a_floor_widens_narrow_observed_ranges_about_their_midpoint() -> None:
+    # Feature 0 is seen over [1.0, 1.2] of a window that spans [0, 10]; feature 1 over [0, 6].
+    x = torch.tensor([[[1.0, 0.0], [1.2, 6.0], [0.0, 3.0], [10.0, 2.0]]], dtype=torch.float64)
+    mask = torch.tensor([[[True, True], [True, True], [False, True], [False, True]]])
+    min_span = torch.tensor([4.0, 4.0], dtype=torch.float64)
+    scale = fit_window_scale(x, mask, min_span=min_span)
+    # Feature 0: widened to 4 about 1.1; feature 1's own range (6) is above the floor.
+    torch.testing.assert_close(scale.low[0, 0], torch.tensor([-0.9, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(scale.high[0, 0], torch.tensor([3.1, 6.0], dtype=torch.float64))
+    y = scale.transform(x)
+    # Without the floor the hidden 10.0 lands at 89 in model space; with it, at 4.45.
+    assert float(fit_window_scale(x, mask).transform(x)[0, 3, 0]) == pytest.approx(89.0)
+    assert float(y[0, 3, 0]) == pytest.approx(4.45)
+    torch.testing.assert_close(scale.inverse_transform(y), x)
+    # A zero floor changes nothing; a negative one is refused by name.
+    unfloored = fit_window_scale(x, mask, min_span=torch.zeros(2, dtype=torch.float64))
+    torch.testing.assert_close(unfloored.low, fit_window_scale(x, mask).low)
+    with pytest.raises(ValueError, match=r"min_span must be a non-negative tensor of shape"):
+        fit_window_scale(x, mask, min_span=torch.tensor([-1.0, 1.0], dtype=torch.float64))

@@ -144,7 +144,10 @@ class WindowScale:
 
 @torch.no_grad()
 def fit_window_scale(
-    x: Tensor, mask: Tensor | None = None, span: Tensor | None = None
+    x: Tensor,
+    mask: Tensor | None = None,
+    span: Tensor | None = None,
+    min_span: Tensor | None = None,
 ) -> WindowScale:
     """Instance scaling: min-max per window and feature over the observed entries only.
 
@@ -155,6 +158,11 @@ def fit_window_scale(
         span: ``(C,)`` a typical range of each feature in original units (e.g. the global
             scaler's ``data_max - data_min``), used where a window has no range of its own;
             ``None`` means 2, i.e. original units.
+        min_span: ``(C,)`` the narrowest range a window's feature is scaled over, in original
+            units; a narrower observed range is widened about its midpoint. With many entries
+            hidden, the observed range can be a small part of the window's, and the hidden
+            values then land far outside ``[-1, 1]`` (docs/timebridge.md, "Imputation on
+            ETTh1"). ``None``: no floor.
 
     Fallback, where a window's feature has fewer than two distinct observed values: with one
     value ``v`` (seen once or repeated), ``low = v - span / 2`` and ``high = v + span / 2``, so
@@ -188,17 +196,26 @@ def fit_window_scale(
     if span is None:
         half = torch.ones((), dtype=x.dtype, device=x.device)
     else:
-        if (
-            not isinstance(span, Tensor)
-            or span.shape != (x.shape[2],)
-            or not bool((span > 0).all())
-        ):
-            raise ValueError(
-                f"span must be a positive tensor of shape (C,) = ({x.shape[2]},); got "
-                f"{tuple(span.shape) if isinstance(span, Tensor) else type(span).__name__}"
-            )
+        _check_span("span", span, x.shape[2])
         half = span.to(dtype=x.dtype, device=x.device) / 2
-    return WindowScale(
-        low=torch.where(degenerate, centre - half, low),
-        high=torch.where(degenerate, centre + half, high),
+    low, high = (
+        torch.where(degenerate, centre - half, low),
+        torch.where(degenerate, centre + half, high),
     )
+    if min_span is not None:
+        _check_span("min_span", min_span, x.shape[2], "non-negative")
+        floor = min_span.to(dtype=x.dtype, device=x.device) / 2
+        middle, half_range = (high + low) / 2, ((high - low) / 2).clamp(min=floor)
+        low, high = middle - half_range, middle + half_range
+    return WindowScale(low=low, high=high)
+
+
+def _check_span(name: str, span: object, n_features: int, minimum: str = "positive") -> None:
+    ok = isinstance(span, Tensor) and span.shape == (n_features,)
+    if ok:
+        ok = bool((span > 0).all()) if minimum == "positive" else bool((span >= 0).all())
+    if not ok:
+        raise ValueError(
+            f"{name} must be a {minimum} tensor of shape (C,) = ({n_features},); got "
+            f"{tuple(span.shape) if isinstance(span, Tensor) else type(span).__name__}"
+        )
