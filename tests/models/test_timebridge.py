@@ -424,6 +424,8 @@ def test_unconditional_models_refuse_conditional_calls(trained):
         ({"t_min": 0.0}, r"t_min must lie in \(0, "),
         ({"sample_t_min": 1.0}, r"sample_t_min must be None or a number in \(0, "),
         ({"churn": 1.5}, r"churn must be a number in \[0, 1\]"),
+        ({"scale_floor": -0.5}, "scale_floor must be a finite number >= 0"),
+        ({"scale_floor": 0.5}, "scale_floor applies to scaling='instance' only"),
     ],
 )
 def test_bad_configuration_is_named(kwargs, message):
@@ -635,3 +637,49 @@ def test_bad_upper_grid_options_are_named(options, message):
     with pytest.raises(ValueError, match=message):
         model.set_sampling(**options)
         model.sampling_grid()
+
+
+def test_the_median_window_span_skips_windows_without_two_observed_entries() -> None:
+    from tsgen.models.timebridge import median_window_span
+
+    x = torch.tensor([[[0.0, 5.0], [1.0, 5.0]], [[0.0, 1.0], [3.0, 1.0]], [[2.0, 0.0], [2.0, 9.0]]])
+    observed = torch.ones_like(x, dtype=torch.bool)
+    observed[2, 0, 1] = False  # window 2 has one observed entry of feature 1
+    # Feature 0: ranges 1, 3, 0 -> median 1; feature 1: ranges 0, 0 (window 2 left out) -> 0.
+    torch.testing.assert_close(median_window_span(x, observed), torch.tensor([1.0, 0.0]))
+
+
+def test_a_scale_floor_keeps_hidden_values_near_the_unit_range(tmp_path) -> None:
+    """With 90% of a window hidden its observed range can be tiny; the floor (a fraction of the
+    feature's median window range, fitted at set-up) keeps the hidden values within a few
+    units of [-1, 1], and the training windows are scaled with it."""
+    from tsgen.models.timebridge import _rescale_from
+
+    data = WindowsDataModule(
+        path=str(_series(tmp_path / "s.npy", rows=400)), window=12, batch_size=16,
+        split="chronological", scaling="instance",
+    )  # fmt: skip
+    model = _model(prior=InterpolationPrior(), task="impute", scaling="instance", scale_floor=0.5)
+    _trainer(tmp_path, 1).fit(model, data)
+    windows = data.train_split.values
+    span = model.window_span
+    assert bool((span > 0).all())
+    torch.testing.assert_close(
+        span, (windows.amax(dim=1) - windows.amin(dim=1)).median(dim=0).values
+    )
+    observed = torch.rand(windows.shape, generator=torch.Generator().manual_seed(0)) >= 0.9
+    free = _rescale_from(windows, observed).abs().amax()
+    floored = _rescale_from(windows, observed, model._scale_floor()).abs().amax()
+    # A window's full range is at most max(range) / (0.5 * median range) floors wide.
+    bound = 1 + 2 * float(((windows.amax(1) - windows.amin(1)) / (0.5 * span)).max())
+    assert float(floored) <= bound < float(free)
+
+
+def test_a_checkpoint_from_before_the_scale_floor_loads_without_one() -> None:
+    model = _model(prior=InterpolationPrior(), task="impute", scaling="instance")
+    state = {k: v for k, v in model.state_dict().items() if k != "window_span"}
+    checkpoint = {"tsgen_format": tsgen.models.timebridge.CHECKPOINT_FORMAT, "state_dict": state,
+                  "hyper_parameters": {"time_input": "log", "sample_t_min": None}}  # fmt: skip
+    model.on_load_checkpoint(checkpoint)
+    model.load_state_dict(checkpoint["state_dict"])
+    assert model._scale_floor() is None and not bool(model.window_span.any())

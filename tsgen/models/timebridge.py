@@ -164,6 +164,11 @@ class TimeBridge(LightningModule):
         scaling: how windows are put in model space, as in the datamodule (linked from it):
             ``"global"`` (the fitted min-max) or ``"instance"`` (each window from its own
             observed entries).
+        scale_floor: under ``"instance"`` scaling, the narrowest range a window's feature is
+            scaled over, as a fraction of the feature's median window range in the training
+            data (``window_span``); ``0`` scales every window over its observed range, however
+            narrow, which with many entries hidden puts hidden values up to hundreds of units
+            outside ``[-1, 1]`` (docs/timebridge.md, "Imputation on ETTh1").
         sigma_data: ``s_d`` of the preconditioning and of the bridge loss weight.
         preconditioning: wrap the network as ``c_skip x_t + c_out F(c_in x_t, t)`` (DDBM).
         loss_norm: the error of the time + Fourier loss: ``"l1"`` (absolute, the reference's)
@@ -248,6 +253,7 @@ class TimeBridge(LightningModule):
         task: Task = "generate",
         horizon: int = 0,
         scaling: Literal["global", "instance"] = "global",
+        scale_floor: float = 0.0,
         sigma_data: float = 0.5,
         preconditioning: bool = True,
         loss_norm: LossNorm = "l1",
@@ -331,6 +337,13 @@ class TimeBridge(LightningModule):
                 "original units through the global scaler, and instance-scaled windows have no "
                 "single scale to return to"
             )
+        if not (isinstance(scale_floor, (int, float)) and 0 <= scale_floor < math.inf):
+            raise ValueError(f"scale_floor must be a finite number >= 0; got {scale_floor!r}")
+        if scale_floor and scaling != "instance":
+            raise ValueError(
+                f"scale_floor applies to scaling='instance' only; got scale_floor={scale_floor!r} "
+                f"with scaling={scaling!r}"
+            )
         if not 0 < t_min < _T - _T_GAP:
             raise ValueError(f"t_min must lie in (0, {_T - _T_GAP}); got {t_min!r}")
         if not (math.isfinite(sigma_data) and sigma_data > 0):
@@ -364,6 +377,8 @@ class TimeBridge(LightningModule):
         self.prior = prior
         self._check_prior()
         self.scaler = MinMaxScaler(n_features)
+        # Each feature's median window range in the global model space, set by setup().
+        self.register_buffer("window_span", torch.zeros(n_features))
         self._accumulated_loss: Tensor | None = None
         self._accumulated_count = 0
         # The mean loss of the last optimizer step over its micro-batches and all ranks.
@@ -423,13 +438,22 @@ class TimeBridge(LightningModule):
                 given = forecast_mask(windows.shape, self.hparams.horizon)
             if split.mask is not None:
                 given = given & split.mask
-            windows = _rescale_from(windows, given)
+            observed = torch.ones_like(given) if split.mask is None else split.mask
+            self.window_span.copy_(median_window_span(windows, observed))
+            windows = _rescale_from(windows, given, self._scale_floor())
         if split.mask is not None:
             # Unobserved entries hold 0 in the windows; fill them as the prior would see gaps.
             windows = torch.where(split.mask, windows, windows.new_zeros(()))
         log.info("fitting %s on %d training windows", type(self.prior).__name__, len(windows))
         self.prior.fit(windows.to(self.device))
         self.scaler.load_state_dict(datamodule.scaler.state_dict())
+
+    def _scale_floor(self) -> Tensor | None:
+        """The narrowest instance-scaling range per feature in the global model space
+        (``scale_floor`` times ``window_span``), ``None`` without a floor."""
+        if not self.hparams.get("scale_floor"):
+            return None
+        return self.hparams.scale_floor * self.window_span
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
@@ -519,7 +543,7 @@ class TimeBridge(LightningModule):
             if self.hparams.scaling == "instance":
                 # The window's scale comes from what the model is given, exactly as at
                 # inference (see _rescale_from).
-                x0 = _rescale_from(x0, observed)
+                x0 = _rescale_from(x0, observed, self._scale_floor())
             loss_mask = ~observed if data_mask is None else ~observed & data_mask
         elif data_mask is not None:
             loss_mask = data_mask
@@ -608,6 +632,10 @@ class TimeBridge(LightningModule):
                 f"({CHECKPOINT_FORMAT})"
             )
         saved = checkpoint.get("hyper_parameters", {})
+        # Written before scale_floor existed: no floor, and no window_span to load.
+        checkpoint.get("state_dict", {}).setdefault(
+            "window_span", torch.zeros_like(self.window_span)
+        )
         # Written before these options existed: the network was always given raw t, and the
         # sampler stopped at the training's t_min.
         if "time_input" not in saved:
@@ -822,8 +850,11 @@ class TimeBridge(LightningModule):
             )
         series = series.to(torch.float64)
         if self.hparams.scaling == "instance":
-            span = self.scaler.data_max - self.scaler.data_min
-            scale = fit_window_scale(series, mask, span=span.to(series.device))
+            span = (self.scaler.data_max - self.scaler.data_min).to(series)
+            floor = self._scale_floor()
+            # The floor is kept in the global model space, whose span is 2.
+            min_span = None if floor is None else floor.to(series) * span / 2
+            scale = fit_window_scale(series, mask, span=span, min_span=min_span)
             values = scale.transform(series)
         else:
             scale = None
@@ -1007,9 +1038,20 @@ class TimeBridge(LightningModule):
         return {"index": index, "samples": samples, "mask": mask}
 
 
-def _rescale_from(x: Tensor, observed: Tensor) -> Tensor:
+def median_window_span(x: Tensor, observed: Tensor) -> Tensor:
+    """Each feature's median range over windows ``(N, L, C)`` of their ``observed`` entries
+    (windows with fewer than two observed entries of a feature left out; 0 where none has
+    two), ``(C,)``."""
+    low = x.masked_fill(~observed, math.inf).amin(dim=1)
+    high = x.masked_fill(~observed, -math.inf).amax(dim=1)
+    enough = observed.sum(dim=1) >= 2
+    spans = torch.where(enough, high - low, torch.full_like(low, math.nan))
+    return spans.nanmedian(dim=0).values.nan_to_num(0.0)
+
+
+def _rescale_from(x: Tensor, observed: Tensor, min_span: Tensor | None = None) -> Tensor:
     """Instance-scale windows ``(B, L, C)`` given in the global model space from their
-    ``observed`` entries.
+    ``observed`` entries, each feature over at least ``min_span`` ``(C,)`` (global units).
 
     Min-max scaling commutes with the affine map from original units to the global model
     space, and the global span is 2 there, so this is exactly
@@ -1018,7 +1060,9 @@ def _rescale_from(x: Tensor, observed: Tensor) -> Tensor:
     distinct observed values included.
     """
     span = torch.full((x.shape[2],), 2.0, dtype=x.dtype, device=x.device)
-    return fit_window_scale(x, observed, span=span).transform(x)
+    if min_span is not None:
+        min_span = min_span.to(x)
+    return fit_window_scale(x, observed, span=span, min_span=min_span).transform(x)
 
 
 def _describe(value: object) -> str:
