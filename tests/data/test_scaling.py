@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tsgen.data.scaling import MinMaxScaler, fit_window_scale
+from tsgen.data.scaling import MinMaxScaler, fit_window_scale, median_window_span
 
 
 def assert_round_trip(back: torch.Tensor, x: torch.Tensor) -> None:
@@ -150,3 +150,11 @@ def test_a_floor_widens_narrow_observed_ranges_about_their_midpoint() -> None:
     torch.testing.assert_close(unfloored.low, fit_window_scale(x, mask).low)
     with pytest.raises(ValueError, match=r"min_span must be a non-negative tensor of shape"):
         fit_window_scale(x, mask, min_span=torch.tensor([-1.0, 1.0], dtype=torch.float64))
+
+
+def test_the_median_window_span_skips_windows_without_two_observed_entries() -> None:
+    x = torch.tensor([[[0.0, 5.0], [1.0, 5.0]], [[0.0, 1.0], [3.0, 1.0]], [[2.0, 0.0], [2.0, 9.0]]])
+    observed = torch.ones_like(x, dtype=torch.bool)
+    observed[2, 0, 1] = False  # window 2 has one observed entry of feature 1
+    # Feature 0: ranges 1, 3, 0 -> median 1; feature 1: ranges 0, 0 (window 2 left out) -> 0.
+    torch.testing.assert_close(median_window_span(x, observed), torch.tensor([1.0, 0.0]))

@@ -639,16 +639,6 @@ def test_bad_upper_grid_options_are_named(options, message):
         model.sampling_grid()
 
 
-def test_the_median_window_span_skips_windows_without_two_observed_entries() -> None:
-    from tsgen.models.timebridge import median_window_span
-
-    x = torch.tensor([[[0.0, 5.0], [1.0, 5.0]], [[0.0, 1.0], [3.0, 1.0]], [[2.0, 0.0], [2.0, 9.0]]])
-    observed = torch.ones_like(x, dtype=torch.bool)
-    observed[2, 0, 1] = False  # window 2 has one observed entry of feature 1
-    # Feature 0: ranges 1, 3, 0 -> median 1; feature 1: ranges 0, 0 (window 2 left out) -> 0.
-    torch.testing.assert_close(median_window_span(x, observed), torch.tensor([1.0, 0.0]))
-
-
 def test_a_scale_floor_keeps_hidden_values_near_the_unit_range(tmp_path) -> None:
     """With 90% of a window hidden its observed range can be tiny; the floor (a fraction of the
     feature's median window range, fitted at set-up) keeps the hidden values within a few

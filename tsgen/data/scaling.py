@@ -188,8 +188,7 @@ def fit_window_scale(
                 f"{tuple(getattr(mask, 'shape', ()))}"
             )
         observed = observed & mask
-    low = x.masked_fill(~observed, torch.inf).amin(dim=1, keepdim=True)
-    high = x.masked_fill(~observed, -torch.inf).amax(dim=1, keepdim=True)
+    low, high = _observed_min_max(x, observed)
     any_observed = observed.any(dim=1, keepdim=True)
     degenerate = high <= low  # one distinct value, or none (then low = inf > high = -inf)
     centre = torch.where(any_observed, low, torch.zeros_like(low))
@@ -208,6 +207,26 @@ def fit_window_scale(
         middle, half_range = (high + low) / 2, ((high - low) / 2).clamp(min=floor)
         low, high = middle - half_range, middle + half_range
     return WindowScale(low=low, high=high)
+
+
+@torch.no_grad()
+def median_window_span(x: Tensor, observed: Tensor) -> Tensor:
+    """Each feature's median range over windows ``(N, L, C)`` of their ``observed`` entries
+    (windows with fewer than two observed entries of a feature left out; 0 where none has
+    two), ``(C,)``: the typical window range that ``fit_window_scale``'s ``min_span`` is a
+    fraction of."""
+    low, high = _observed_min_max(x, observed)
+    enough = observed.sum(dim=1, keepdim=True) >= 2
+    spans = torch.where(enough, high - low, torch.full_like(low, torch.nan))
+    return spans.squeeze(1).nanmedian(dim=0).values.nan_to_num(0.0)
+
+
+def _observed_min_max(x: Tensor, observed: Tensor) -> tuple[Tensor, Tensor]:
+    """``(N, 1, C)`` minimum and maximum of each window's observed entries (``inf`` and
+    ``-inf`` where a feature has none)."""
+    low = x.masked_fill(~observed, torch.inf).amin(dim=1, keepdim=True)
+    high = x.masked_fill(~observed, -torch.inf).amax(dim=1, keepdim=True)
+    return low, high
 
 
 def _check_span(name: str, span: object, n_features: int, minimum: str = "positive") -> None:

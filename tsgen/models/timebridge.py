@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 from tsgen._arrays import numpy_in_numpy_out
 from tsgen._validation import check_choice, check_int, check_open_fraction
 from tsgen.data.masks import forecast_mask, random_missing_mask, sample_missing_ratios
-from tsgen.data.scaling import MinMaxScaler, WindowScale, fit_window_scale
+from tsgen.data.scaling import MinMaxScaler, WindowScale, fit_window_scale, median_window_span
 from tsgen.data.windows import WholeBatchDataset, WindowSplit
 from tsgen.models.ema import EMA
 from tsgen.models.losses import (
@@ -1038,17 +1038,6 @@ class TimeBridge(LightningModule):
         return {"index": index, "samples": samples, "mask": mask}
 
 
-def median_window_span(x: Tensor, observed: Tensor) -> Tensor:
-    """Each feature's median range over windows ``(N, L, C)`` of their ``observed`` entries
-    (windows with fewer than two observed entries of a feature left out; 0 where none has
-    two), ``(C,)``."""
-    low = x.masked_fill(~observed, math.inf).amin(dim=1)
-    high = x.masked_fill(~observed, -math.inf).amax(dim=1)
-    enough = observed.sum(dim=1) >= 2
-    spans = torch.where(enough, high - low, torch.full_like(low, math.nan))
-    return spans.nanmedian(dim=0).values.nan_to_num(0.0)
-
-
 def _rescale_from(x: Tensor, observed: Tensor, min_span: Tensor | None = None) -> Tensor:
     """Instance-scale windows ``(B, L, C)`` given in the global model space from their
     ``observed`` entries, each feature over at least ``min_span`` ``(C,)`` (global units).
@@ -1060,8 +1049,6 @@ def _rescale_from(x: Tensor, observed: Tensor, min_span: Tensor | None = None) -
     distinct observed values included.
     """
     span = torch.full((x.shape[2],), 2.0, dtype=x.dtype, device=x.device)
-    if min_span is not None:
-        min_span = min_span.to(x)
     return fit_window_scale(x, observed, span=span, min_span=min_span).transform(x)
 
 
