@@ -24,6 +24,7 @@ from tsgen.metrics.command import option_value
 from tsgen.metrics.intervals import t_interval
 
 __all__ = [
+    "COMMIT",
     "REPO",
     "RESULTS",
     "apply_sampling",
@@ -36,6 +37,7 @@ __all__ = [
     "save_record",
     "train_chunked",
     "training_record",
+    "write_json",
 ]
 
 log = logging.getLogger("reproduce")
@@ -153,7 +155,8 @@ def check_trained_like(checkpoint: Path, config: Path, overrides: Sequence[str] 
         )
 
 
-def _write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any) -> None:
+    """``data`` as indented JSON at ``path`` (atomically; parent folders made)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(data, indent=2)
     atomic_write(path, lambda handle: handle.write(text + "\n"), text=True)
@@ -231,7 +234,7 @@ def train_chunked(
                 "overrides": list(overrides),
             }
         )
-        _write_json(chunks_path, chunks)
+        write_json(chunks_path, chunks)
         if reached <= done:
             raise RuntimeError(f"training made no progress past step {done} in {run_dir}")
         done = reached
@@ -247,7 +250,7 @@ def training_record(run_dir: Path) -> list[dict[str, Any]]:
 def save_record(kind: str, name: str, record: dict[str, Any]) -> Path:
     """Write one run's record to ``docs/results/<kind>/<name>.json`` (atomically)."""
     path = RESULTS / kind / f"{name}.json"
-    _write_json(path, {"kind": kind, "name": name, "commit": COMMIT, **record})
+    write_json(path, {"kind": kind, "name": name, "commit": COMMIT, **record})
     return path
 
 

@@ -18,20 +18,28 @@ forecasting). A point baseline's CRPS is its MAE (the CRPS of a single
 value). For forecasting the interpolation prior *is* the last observed value (a trailing gap
 takes the nearest observation), so one baseline row stands for both.
 
-Each (dataset, task, method) writes ``docs/results/conditional/<dataset>-<task>-<method>.json``;
-``table`` rebuilds ``docs/results.md`` from all records.
+Each run is saved in the run directory as it ends (``evaluation/run<r>.json``) and reused while
+the checkpoint and the sampling settings stay the same: an interrupted evaluation resumes, and
+processes given disjoint ``--only-runs`` share a setting's runs (the last to finish writes the
+records). Each (dataset, task, method) writes
+``docs/results/conditional/<dataset>-<task>-<method>.json``; ``table`` rebuilds
+``docs/results.md`` from all records.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from _machine import device_description
 from _runs import (
+    COMMIT,
     REPO,
     apply_sampling,
     check_trained_like,
@@ -42,6 +50,7 @@ from _runs import (
     save_record,
     train_chunked,
     training_record,
+    write_json,
 )
 from _tables import sampling_grid, write_results_md
 
@@ -118,8 +127,73 @@ def _last_value(values: torch.Tensor, mask: torch.Tensor, fill: torch.Tensor) ->
     return torch.where(mask, values, carried)
 
 
+def _run_scores(
+    model: Any, task: str, run: int, target: torch.Tensor, fill: torch.Tensor,
+    low: torch.Tensor, high: torch.Tensor, n_samples: int,
+) -> tuple[dict[str, dict[str, float]], float]:  # fmt: skip
+    """Run ``run`` of one setting: its mask (or the forecast split), TimeBridge's samples and
+    the baselines, scored. ``target``: the test windows ``(B, L, C)`` in original units.
+
+    Returns:
+        ``{method: {metric: value}}`` and TimeBridge's sampling time in seconds.
+    """
+    if task == "impute":
+        ratios = torch.full((len(target),), MISSING_RATIO, dtype=torch.float64)
+        generator = torch.Generator().manual_seed(run)
+        mask = random_missing_mask(target.shape, ratios, generator=generator)
+        tick = time.perf_counter()
+        samples = model.impute(target, mask, n_samples=n_samples, seed=run).cpu()
+        wall = time.perf_counter() - tick
+        baselines = {
+            "interpolation": interpolate_missing(target, mask, fill),
+            "last_value": _last_value(target, mask, fill),
+        }
+    else:
+        mask = torch.zeros_like(target, dtype=torch.bool)
+        mask[:, :HISTORY] = True
+        tick = time.perf_counter()
+        forecast = model.forecast(
+            target[:, :HISTORY], horizon=target.shape[1] - HISTORY, n_samples=n_samples,
+            seed=run,
+        ).cpu()  # fmt: skip
+        wall = time.perf_counter() - tick
+        history = target[:, None, :HISTORY].expand(-1, n_samples, -1, -1)
+        samples = torch.cat([history, forecast.to(target.dtype)], dim=2)
+        baselines = {"last_value": _last_value(target, mask, fill)}
+    predictions = {"timebridge": samples.to(target.dtype)}
+    predictions.update({k: v[:, None] for k, v in baselines.items()})
+    scores = {m: _scores(p, target, ~mask, low, high) for m, p in predictions.items()}
+    return scores, wall
+
+
+def _digest(path: Path) -> str:
+    """A short SHA-256 of a file's bytes: which checkpoint a saved run scored."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _saved_run(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    """A run scored before (by this or another process) of the same checkpoint with the same
+    samples, sampler and test windows (``key``), else ``None``."""
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    # Compared as JSON gives them back (tuples as lists).
+    return saved if saved["key"] == json.loads(json.dumps(key)) else None
+
+
 def evaluate_runs(args: argparse.Namespace) -> None:
+    """Score every (dataset, task): runs ``0 .. runs_per_setting - 1``, or those of
+    ``--only-runs``, each saved in the run directory as it ends (``evaluation/run<r>.json``) and
+    reused while the checkpoint and the sampling settings stay the same, so that an evaluation
+    resumes where it stopped and several processes can share the runs; the records are written
+    once every run has been scored."""
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    wanted = range(args.runs_per_setting)
+    if args.only_runs is not None and not set(args.only_runs) <= set(wanted):
+        raise ValueError(
+            f"--only-runs must name runs below --runs-per-setting ({args.runs_per_setting}); "
+            f"got {args.only_runs}"
+        )
     for dataset in args.datasets:
         for task in args.tasks:
             run_dir = _run_dir(args.runs, dataset, task)
@@ -136,79 +210,83 @@ def evaluate_runs(args: argparse.Namespace) -> None:
             target = split.raw  # (B, L, C) original units
             low, high = split.scale.low, split.scale.high
             fill = datamodule.train_split.raw.mean(dim=(0, 1))
-            results: dict[str, dict[str, list[float]]] = {}
-            wall = {"timebridge": 0.0}
-            for run in range(args.runs_per_setting):
-                if task == "impute":
-                    ratios = torch.full((len(target),), MISSING_RATIO, dtype=torch.float64)
-                    generator = torch.Generator().manual_seed(run)
-                    mask = random_missing_mask(target.shape, ratios, generator=generator)
-                    tick = time.perf_counter()
-                    samples = model.impute(target, mask, n_samples=args.samples, seed=run).cpu()
-                    wall["timebridge"] += time.perf_counter() - tick
-                    baselines = {
-                        "interpolation": interpolate_missing(target, mask, fill),
-                        "last_value": _last_value(target, mask, fill),
-                    }
-                else:
-                    mask = torch.zeros_like(target, dtype=torch.bool)
-                    mask[:, :HISTORY] = True
-                    tick = time.perf_counter()
-                    forecast = model.forecast(
-                        target[:, :HISTORY], horizon=target.shape[1] - HISTORY,
-                        n_samples=args.samples, seed=run,
-                    ).cpu()  # fmt: skip
-                    wall["timebridge"] += time.perf_counter() - tick
-                    history = target[:, None, :HISTORY].expand(-1, args.samples, -1, -1)
-                    samples = torch.cat([history, forecast.to(target.dtype)], dim=2)
-                    baselines = {"last_value": _last_value(target, mask, fill)}
-                scored = ~mask
-                predictions = {"timebridge": samples.to(target.dtype)}
-                predictions.update({k: v[:, None] for k, v in baselines.items()})
-                for method, prediction in predictions.items():
-                    scores = _scores(prediction, target, scored, low, high)
-                    for key, value in scores.items():
-                        results.setdefault(method, {}).setdefault(key, []).append(value)
-                log.info("%s %s run %d: %s", dataset, task, run, {
-                    m: round(v["mse_instance"][-1], 5) for m, v in results.items()
-                })  # fmt: skip
-            setting = (
-                f"{MISSING_RATIO:.0%} of the entries missing at random, windows of "
-                f"{target.shape[1]}"
-                if task == "impute"
-                else f"horizon {target.shape[1] - HISTORY} after {HISTORY} observed steps"
-            )
-            for method, metrics in results.items():
-                if method == "timebridge":
-                    provenance = (
-                        f"{steps} of {config_steps(_config(dataset, task))[0]} steps trained; "
-                        f"{args.samples} samples per window ({sampling['sampler']}, "
-                        f"{sampling['n_intervals']} intervals, {sampling_grid(sampling)}) on "
-                        f"{device_description(device)}"
-                        f", {wall['timebridge']:.0f} s for {args.runs_per_setting} runs"
+            key = {"checkpoint": _digest(checkpoint), "steps": steps, "samples": args.samples,
+                   "sampling": sampling, "test_windows": len(target)}  # fmt: skip
+            paths = {run: run_dir / "evaluation" / f"run{run}.json" for run in wanted}
+            for run, path in paths.items():
+                if args.only_runs is not None and run not in args.only_runs:
+                    continue
+                if _saved_run(path, key) is None:
+                    scores, wall = _run_scores(
+                        model, task, run, target, fill, low, high, args.samples
                     )
-                else:
-                    provenance = "deterministic point prediction; CRPS = MAE"
-                record = {
-                    "dataset": dataset,
-                    "task": task,
-                    "method": method,
-                    "setting": setting,
-                    "test_windows": len(target),
-                    "runs": args.runs_per_setting,
-                    "seeds": list(range(args.runs_per_setting)),
-                    "samples_per_window": args.samples if method == "timebridge" else 1,
-                    "sampling": sampling if method == "timebridge" else {},
-                    "config": str(_config(dataset, task).relative_to(REPO)),
-                    "steps_trained": steps,
-                    "training": training_record(run_dir) if method == "timebridge" else [],
-                    "precision": "float32",
-                    "device": device_description(device),
-                    "metrics": metrics,
-                    "provenance": provenance,
-                }
-                path = save_record("conditional", f"{dataset}-{task}-{method}", record)
-                log.info("wrote %s", path)
+                    write_json(path, {"key": key, "commit": COMMIT,
+                                      "device": device_description(device),
+                                      "wall_s": round(wall, 1), "scores": scores})  # fmt: skip
+                    log.info("%s %s run %d: %s", dataset, task, run, {
+                        m: round(v["mse_instance"], 5) for m, v in scores.items()
+                    })  # fmt: skip
+            # Read again at the end: another process may have scored runs meanwhile.
+            runs = {run: _saved_run(path, key) for run, path in paths.items()}
+            missing = [run for run, saved in runs.items() if saved is None]
+            if missing:
+                log.info("%s %s: runs %s not scored yet; no record written", dataset, task,
+                         missing)  # fmt: skip
+                continue
+            _save_records(dataset, task, run_dir, steps, sampling, args, target, runs)
+
+
+def _save_records(
+    dataset: str, task: str, run_dir: Path, steps: int, sampling: dict[str, Any],
+    args: argparse.Namespace, target: torch.Tensor, runs: dict[int, dict[str, Any]],
+) -> None:  # fmt: skip
+    """One record per method from the scored runs (``runs[r]``: a saved run)."""
+    ordered = [runs[run] for run in sorted(runs)]
+    setting = (
+        f"{MISSING_RATIO:.0%} of the entries missing at random, windows of {target.shape[1]}"
+        if task == "impute"
+        else f"horizon {target.shape[1] - HISTORY} after {HISTORY} observed steps"
+    )
+    devices = sorted({run["device"] for run in ordered})
+    wall = sum(run["wall_s"] for run in ordered)
+    for method in ordered[0]["scores"]:
+        metrics: dict[str, list[float]] = {}
+        for run in ordered:
+            for name, value in run["scores"][method].items():
+                metrics.setdefault(name, []).append(value)
+        if method == "timebridge":
+            provenance = (
+                f"{steps} of {config_steps(_config(dataset, task))[0]} steps trained; "
+                f"{args.samples} samples per window ({sampling['sampler']}, "
+                f"{sampling['n_intervals']} intervals, {sampling_grid(sampling)}) on "
+                f"{' and '.join(devices)}, {wall:.0f} s for {len(ordered)} runs"
+            )
+        else:
+            provenance = "deterministic point prediction; CRPS = MAE"
+        record = {
+            "dataset": dataset,
+            "task": task,
+            "method": method,
+            "setting": setting,
+            "test_windows": len(target),
+            "runs": len(ordered),
+            "seeds": sorted(runs),
+            "samples_per_window": args.samples if method == "timebridge" else 1,
+            "sampling": sampling if method == "timebridge" else {},
+            "config": str(_config(dataset, task).relative_to(REPO)),
+            "steps_trained": steps,
+            "training": training_record(run_dir) if method == "timebridge" else [],
+            "precision": "float32",
+            "device": " and ".join(devices),
+            "metrics": metrics,
+            "provenance": provenance,
+        }
+        commits = [run["commit"] for run in ordered]
+        if set(commits) != {COMMIT}:
+            # Runs scored by earlier processes (a resumed or shared evaluation) say their own.
+            record["run_commits"] = commits
+        path = save_record("conditional", f"{dataset}-{task}-{method}", record)
+        log.info("wrote %s", path)
 
 
 def main() -> None:
@@ -217,6 +295,10 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
     parser.add_argument("--runs-per-setting", type=int, default=5)
     parser.add_argument("--samples", type=int, default=20, help="samples per test window")
+    parser.add_argument(
+        "--only-runs", type=int, nargs="+", default=None,
+        help="score only these runs (to share a setting's runs between processes)",
+    )  # fmt: skip
     run_command(parser.parse_args(), train, evaluate_runs, write_results_md)
 
 

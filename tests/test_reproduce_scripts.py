@@ -380,3 +380,70 @@ def test_a_record_says_where_its_checkpoint_came_from(scripts: dict) -> None:
     record = _unconditional_record("gp", {})
     record.update(kind="unconditional", name="stocks-gp", checkpoint_note="a copy of gp_l2's run")
     assert scripts["tables"]._provenance(record).startswith("a copy of gp_l2's run; 10000 of")
+
+
+class _CountingImputer:
+    """Stands in for a trained TimeBridge: fills hidden entries with the observed mean plus
+    seeded noise, counting its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def impute(self, values: torch.Tensor, mask: torch.Tensor, *, n_samples: int, seed: int):
+        self.calls += 1
+        noise = torch.randn((len(values), n_samples, *values.shape[1:]),
+                            generator=torch.Generator().manual_seed(seed))  # fmt: skip
+        mean = values.nan_to_num().sum() / mask.sum()
+        return torch.where(mask[:, None], values[:, None], mean + noise)
+
+
+def test_conditional_runs_are_shared_between_processes_and_reused(
+    scripts: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = scripts["conditional"]
+    model = _CountingImputer()
+    raw = torch.randn(6, 24, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    split = SimpleNamespace(raw=raw, scale=SimpleNamespace(
+        low=raw.amin(dim=1, keepdim=True), high=raw.amax(dim=1, keepdim=True)))  # fmt: skip
+    datamodule = SimpleNamespace(test_split=split, train_split=SimpleNamespace(raw=raw))
+    records: list[dict] = []
+    monkeypatch.setattr(module, "checkpoint_steps", lambda checkpoint: 10)
+    monkeypatch.setattr(module, "check_trained_like", lambda checkpoint, config: None)
+    monkeypatch.setattr(module, "load", lambda checkpoint, map_location: model)
+    monkeypatch.setattr(module, "load_datamodule", lambda checkpoint: datamodule)
+    monkeypatch.setattr(module, "apply_sampling", lambda model, config: {
+        "sampler": "hybrid", "n_intervals": 4, "rho": 14.0, "sample_t_min": 1e-6})  # fmt: skip
+    monkeypatch.setattr(module, "save_record", lambda kind, name, record: records.append(record))
+    checkpoint = tmp_path / "conditional" / "stocks" / "impute" / "checkpoints" / "last.ckpt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"weights")
+
+    def evaluate(only_runs: list[int] | None) -> None:
+        module.evaluate_runs(argparse.Namespace(
+            datasets=["stocks"], tasks=["impute"], runs=tmp_path, device="cpu",
+            runs_per_setting=3, samples=4, only_runs=only_runs,
+        ))  # fmt: skip
+
+    evaluate([0])  # one process's share: saved, but no record until every run is scored
+    assert model.calls == 1 and records == []
+    evaluate([1, 2])  # the other's: it finds run 0 and writes the records
+    assert model.calls == 3
+    methods = {record["method"]: record for record in records}
+    assert set(methods) == {"timebridge", "interpolation", "last_value"}
+    run_files = sorted((checkpoint.parent.parent / "evaluation").glob("run*.json"))
+    saved = [json.loads(path.read_text())["scores"]["timebridge"] for path in run_files]
+    assert methods["timebridge"]["metrics"]["mse_instance"] == [s["mse_instance"] for s in saved]
+    assert methods["timebridge"]["seeds"] == [0, 1, 2]
+    assert "run_commits" not in methods["timebridge"]
+
+    records.clear()
+    evaluate(None)  # resumed with nothing left: every run reused, the same records
+    assert model.calls == 3
+    assert {r["method"]: r["metrics"] for r in records} == {
+        m: r["metrics"] for m, r in methods.items()
+    }
+    checkpoint.write_bytes(b"retrained")  # another checkpoint: nothing saved applies to it
+    evaluate(None)
+    assert model.calls == 6
+    with pytest.raises(ValueError, match="--only-runs must name runs below"):
+        evaluate([3])
