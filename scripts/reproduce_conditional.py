@@ -11,7 +11,8 @@ Settings: imputation of windows of 24 with 70% of the entries missing at random 
 per run); forecasting of the last 24 steps of windows of 48 from the first 24. Per run ``r``
 (0..4): the mask and the model's sampling seed are ``r``; the model draws ``--samples`` samples
 per window. Scores over the unobserved entries (``tsgen.metrics.conditional``): MSE of the
-sample mean and the sample CRPS, in original units and in instance-scaled units (each window
+sample mean and the sample CRPS, over all features and per feature, in original units and in
+instance-scaled units (each window
 mapped to ``[0, 1]`` by the datamodule's per-window min-max: of the whole ground-truth window
 for imputation, a unit that does not change with the random mask; of the 24 observed steps for
 forecasting). A point baseline's CRPS is its MAE (the CRPS of a single
@@ -103,15 +104,23 @@ def _scores(
     scored: torch.Tensor,
     low: torch.Tensor,
     high: torch.Tensor,
-) -> dict[str, float]:
-    """MSE of the sample mean and CRPS, original and instance units. ``samples``: (B, S, L, C)."""
-    out = {}
+) -> dict[str, float | list[float]]:
+    """MSE of the sample mean and CRPS, original and instance units, over all features
+    (``mse_instance``, ...) and per feature (``mse_instance_by_feature``, a list of ``C``).
+    ``samples``: (B, S, L, C)."""
+    out: dict[str, float | list[float]] = {}
+    features = torch.arange(target.shape[-1])
     for units, (x, y) in {
         "original": (samples, target),
         "instance": (_unit_scale(samples, low, high), _unit_scale(target, low, high)),
     }.items():
-        out[f"mse_{units}"] = float(masked_mse(x.mean(dim=1), y, scored))
+        mean = x.mean(dim=1)
+        out[f"mse_{units}"] = float(masked_mse(mean, y, scored))
         out[f"crps_{units}"] = float(crps_samples(x, y, scored))
+        # One feature can dominate (Stocks' volume): say which.
+        alone = [scored & (features == c) for c in features.tolist()]
+        out[f"mse_{units}_by_feature"] = [float(masked_mse(mean, y, m)) for m in alone]
+        out[f"crps_{units}_by_feature"] = [float(crps_samples(x, y, m)) for m in alone]
     return out
 
 
@@ -223,7 +232,7 @@ def evaluate_runs(args: argparse.Namespace) -> None:
                     write_json(path, {"key": key, "commit": COMMIT,
                                       "device": device_description(device),
                                       "wall_s": round(wall, 1), "scores": scores})  # fmt: skip
-                    log.info("%s %s run %d: %s", dataset, task, run, {
+                    log.info("%s %s run %d, instance MSE: %s", dataset, task, run, {
                         m: round(v["mse_instance"], 5) for m, v in scores.items()
                     })  # fmt: skip
             # Read again at the end: another process may have scored runs meanwhile.
@@ -250,7 +259,7 @@ def _save_records(
     devices = sorted({run["device"] for run in ordered})
     wall = sum(run["wall_s"] for run in ordered)
     for method in ordered[0]["scores"]:
-        metrics: dict[str, list[float]] = {}
+        metrics: dict[str, list[Any]] = {}
         for run in ordered:
             for name, value in run["scores"][method].items():
                 metrics.setdefault(name, []).append(value)

@@ -435,6 +435,8 @@ def test_conditional_runs_are_shared_between_processes_and_reused(
     assert methods["timebridge"]["metrics"]["mse_instance"] == [s["mse_instance"] for s in saved]
     assert methods["timebridge"]["seeds"] == [0, 1, 2]
     assert "run_commits" not in methods["timebridge"]
+    by_feature = methods["timebridge"]["metrics"]["mse_instance_by_feature"]
+    assert [len(values) for values in by_feature] == [2, 2, 2]
 
     records.clear()
     evaluate(None)  # resumed with nothing left: every run reused, the same records
@@ -447,3 +449,17 @@ def test_conditional_runs_are_shared_between_processes_and_reused(
     assert model.calls == 6
     with pytest.raises(ValueError, match="--only-runs must name runs below"):
         evaluate([3])
+
+
+def test_scores_say_which_feature_the_error_comes_from(scripts: dict) -> None:
+    target = torch.zeros(2, 4, 2, dtype=torch.float64)
+    target[:, 0] = 1.0  # every window and feature spans [0, 1]: instance units = original
+    samples = target[:, None].repeat(1, 3, 1, 1)
+    samples[:, :, 1:, 1] += 2.0  # feature 1 off by 2 at every scored step, feature 0 exact
+    scored = torch.zeros_like(target, dtype=torch.bool)
+    scored[:, 1:] = True
+    low, high = target.amin(dim=1, keepdim=True), target.amax(dim=1, keepdim=True)
+    scores = scripts["conditional"]._scores(samples, target, scored, low, high)
+    assert scores["mse_instance_by_feature"] == [0.0, 4.0]
+    assert scores["crps_original_by_feature"] == [0.0, 2.0]
+    assert scores["mse_instance"] == 2.0  # the features weigh by their scored entries
