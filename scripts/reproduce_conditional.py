@@ -7,17 +7,16 @@ prior alone and the last observed value, scored on the held-out entries of the t
         --accelerator gpu --chunk-steps 2000 --time-budget 540
     python scripts/reproduce_conditional.py evaluate --datasets stocks --runs-per-setting 5
 
-Settings: imputation of windows of 24 with 70% of the entries missing at random (a fresh mask
-per run); forecasting of the last 24 steps of windows of 48 from the first 24. Per run ``r``
-(0..4): the mask and the model's sampling seed are ``r``; the model draws ``--samples`` samples
-per window. Scores over the unobserved entries (``tsgen.metrics.conditional``): MSE of the
-sample mean and the sample CRPS, over all features and per feature, in original units and in
-instance-scaled units (each window
-mapped to ``[0, 1]`` by the datamodule's per-window min-max: of the whole ground-truth window
+Settings: imputation of windows of 24 with 70% of the entries missing at random (a fresh mask per
+run); forecasting of the last 24 steps of windows of 48 from the first 24. Per run ``r`` (0..4): the
+mask and the model's sampling seed are ``r``; the model draws ``--samples`` samples per window.
+Scores over the unobserved entries (``tsgen.metrics.conditional``): MSE of the sample mean and the
+sample CRPS, over all features and per feature, in original units and in instance-scaled units (each
+window mapped to ``[0, 1]`` by the datamodule's per-window min-max: of the whole ground-truth window
 for imputation, a unit that does not change with the random mask; of the 24 observed steps for
-forecasting). A point baseline's CRPS is its MAE (the CRPS of a single
-value). For forecasting the interpolation prior *is* the last observed value (a trailing gap
-takes the nearest observation), so one baseline row stands for both.
+forecasting). A point baseline's CRPS is its MAE (the CRPS of a single value). For forecasting the
+interpolation prior *is* the last observed value (a trailing gap takes the nearest observation), so
+one baseline row stands for both.
 
 Each run is saved in the run directory as it ends (``evaluation/run<r>.json``) and reused while
 the checkpoint and the sampling settings stay the same: an interrupted evaluation resumes, and
