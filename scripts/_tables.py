@@ -175,7 +175,8 @@ def _conditional(records: list[dict[str, Any]]) -> list[str]:
         "mean over features is dominated by the feature of the largest scale (Stocks: the "
         "traded volume, about 1e7 shares, against prices of a few hundred dollars). Mean +- 95% "
         "t-interval over the runs (run r: mask and sampling seed r). No published figure "
-        "exists for these settings; these tables are the baseline for later work.",
+        "exists for these settings; these tables are the baseline for later work. Each record "
+        "also holds every score per feature.",
         "",
     ]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -195,7 +196,13 @@ def _conditional(records: list[dict[str, Any]]) -> list[str]:
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         lines.append("")
         for record in group:
-            lines.append(f"- {METHOD_TITLES[record['method']]}: {record['provenance']}")
+            source = f"scored at commit {record['commit']}" if "commit" in record else ""
+            if record.get("training"):
+                source = f"`{record['config']}`, {source}"
+            link = f"[record](results/conditional/{record['name']}.json)"
+            lines.append(
+                f"- {METHOD_TITLES[record['method']]}: {record['provenance']}; {source}; {link}"
+            )
         lines.append("")
     return lines
 

@@ -136,6 +136,7 @@ def test_results_md_is_rebuilt_from_records(
         "kind": "conditional", "name": "stocks-impute-timebridge", "dataset": "stocks",
         "task": "impute", "method": "timebridge", "setting": "70% missing", "runs": 5,
         "metrics": {"mse_instance": [0.01, 0.02, 0.01, 0.02, 0.015]}, "provenance": "here",
+        "commit": "abc1234",
     }  # fmt: skip
     path = results / "conditional" / "stocks-impute-timebridge.json"
     path.parent.mkdir(parents=True)
@@ -162,6 +163,7 @@ def test_results_md_is_rebuilt_from_records(
     assert "10000 of 10000 steps trained" in text
     assert "### Stocks, impute: 70% missing, 5 runs" in text
     assert "| TimeBridge (interpolation prior) | 0.0150 +- 0.0062 | - | - | - |" in text
+    assert "- TimeBridge (interpolation prior): here; scored at commit abc1234; [record](" in text
 
 
 def test_checkpoints_are_sampled_with_their_configs_current_sampler(
