@@ -196,13 +196,15 @@ def _conditional(records: list[dict[str, Any]]) -> list[str]:
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         lines.append("")
         for record in group:
-            source = f"scored at commit {record['commit']}" if "commit" in record else ""
+            # Runs shared between processes or resumed may have been scored at other commits.
+            commits = sorted(set(record.get("run_commits", [record.get("commit")])) - {None})
+            parts = [record["provenance"]]
             if record.get("training"):
-                source = f"`{record['config']}`, {source}"
-            link = f"[record](results/conditional/{record['name']}.json)"
-            lines.append(
-                f"- {METHOD_TITLES[record['method']]}: {record['provenance']}; {source}; {link}"
-            )
+                parts.append(f"`{record['config']}`")
+            if commits:
+                parts.append(f"scored at commit {', '.join(commits)}")
+            parts.append(f"[record](results/conditional/{record['name']}.json)")
+            lines.append(f"- {METHOD_TITLES[record['method']]}: {'; '.join(parts)}")
         lines.append("")
     return lines
 

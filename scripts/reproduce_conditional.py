@@ -20,8 +20,8 @@ one baseline row stands for both.
 
 Each run is saved in the run directory as it ends (``evaluation/run<r>.json``) and reused while
 the checkpoint and the sampling settings stay the same: an interrupted evaluation resumes, and
-processes given disjoint ``--only-runs`` share a setting's runs (the last to finish writes the
-records). Each (dataset, task, method) writes
+processes given disjoint ``--only-runs`` share a setting's runs (the records are written by
+whichever process finds every run scored). Each (dataset, task, method) writes
 ``docs/results/conditional/<dataset>-<task>-<method>.json``; ``table`` rebuilds
 ``docs/results.md`` from all records.
 """
@@ -65,6 +65,8 @@ DATASETS = ("stocks", "etth1")
 TASKS = ("impute", "forecast")
 MISSING_RATIO = 0.7
 HISTORY = 24
+# What a saved run holds: a run saved before a change of the scores is scored again.
+SCORES = "mse and crps, original and instance units, overall and by feature"
 
 
 def _config(dataset: str, task: str) -> Path:
@@ -138,7 +140,7 @@ def _last_value(values: torch.Tensor, mask: torch.Tensor, fill: torch.Tensor) ->
 def _run_scores(
     model: Any, task: str, run: int, target: torch.Tensor, fill: torch.Tensor,
     low: torch.Tensor, high: torch.Tensor, n_samples: int,
-) -> tuple[dict[str, dict[str, float]], float]:  # fmt: skip
+) -> tuple[dict[str, dict[str, float | list[float]]], float]:  # fmt: skip
     """Run ``run`` of one setting: its mask (or the forecast split), TimeBridge's samples and
     the baselines, scored. ``target``: the test windows ``(B, L, C)`` in original units.
 
@@ -196,6 +198,8 @@ def evaluate_runs(args: argparse.Namespace) -> None:
     resumes where it stopped and several processes can share the runs; the records are written
     once every run has been scored."""
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.runs_per_setting < 1:
+        raise ValueError(f"--runs-per-setting must be at least 1; got {args.runs_per_setting}")
     wanted = range(args.runs_per_setting)
     if args.only_runs is not None and not set(args.only_runs) <= set(wanted):
         raise ValueError(
@@ -219,7 +223,8 @@ def evaluate_runs(args: argparse.Namespace) -> None:
             low, high = split.scale.low, split.scale.high
             fill = datamodule.train_split.raw.mean(dim=(0, 1))
             key = {"checkpoint": _digest(checkpoint), "steps": steps, "samples": args.samples,
-                   "sampling": sampling, "test_windows": len(target)}  # fmt: skip
+                   "sampling": sampling, "test_windows": len(target), "scores": SCORES,
+                   "missing_ratio": MISSING_RATIO, "history": HISTORY}  # fmt: skip
             paths = {run: run_dir / "evaluation" / f"run{run}.json" for run in wanted}
             for run, path in paths.items():
                 if args.only_runs is not None and run not in args.only_runs:

@@ -136,7 +136,7 @@ def test_results_md_is_rebuilt_from_records(
         "kind": "conditional", "name": "stocks-impute-timebridge", "dataset": "stocks",
         "task": "impute", "method": "timebridge", "setting": "70% missing", "runs": 5,
         "metrics": {"mse_instance": [0.01, 0.02, 0.01, 0.02, 0.015]}, "provenance": "here",
-        "commit": "abc1234",
+        "commit": "abc1234", "run_commits": ["fed4321", "abc1234", "fed4321", "abc1234", "abc1234"],
     }  # fmt: skip
     path = results / "conditional" / "stocks-impute-timebridge.json"
     path.parent.mkdir(parents=True)
@@ -163,7 +163,10 @@ def test_results_md_is_rebuilt_from_records(
     assert "10000 of 10000 steps trained" in text
     assert "### Stocks, impute: 70% missing, 5 runs" in text
     assert "| TimeBridge (interpolation prior) | 0.0150 +- 0.0062 | - | - | - |" in text
-    assert "- TimeBridge (interpolation prior): here; scored at commit abc1234; [record](" in text
+    # The runs were scored at two commits (a shared or resumed evaluation): both are named.
+    assert (
+        "- TimeBridge (interpolation prior): here; scored at commit abc1234, fed4321; [rec" in text
+    )
 
 
 def test_checkpoints_are_sampled_with_their_configs_current_sampler(
@@ -451,6 +454,8 @@ def test_conditional_runs_are_shared_between_processes_and_reused(
     assert model.calls == 6
     with pytest.raises(ValueError, match="--only-runs must name runs below"):
         evaluate([3])
+    with pytest.raises(ValueError, match="--runs-per-setting must be at least 1; got 0"):
+        module.evaluate_runs(argparse.Namespace(runs_per_setting=0, only_runs=None, device="cpu"))
 
 
 def test_scores_say_which_feature_the_error_comes_from(scripts: dict) -> None:
