@@ -55,7 +55,7 @@ from _runs import (
 from _tables import sampling_grid, write_results_md
 
 from tsgen.api import load, load_datamodule
-from tsgen.data import random_missing_mask
+from tsgen.data import forecast_mask, random_missing_mask
 from tsgen.metrics import crps_samples, masked_mse
 from tsgen.priors.interpolation import interpolate_missing
 
@@ -159,8 +159,7 @@ def _run_scores(
             "last_value": _last_value(target, mask, fill),
         }
     else:
-        mask = torch.zeros_like(target, dtype=torch.bool)
-        mask[:, :HISTORY] = True
+        mask = forecast_mask(target.shape, target.shape[1] - HISTORY)
         tick = time.perf_counter()
         forecast = model.forecast(
             target[:, :HISTORY], horizon=target.shape[1] - HISTORY, n_samples=n_samples,
@@ -182,8 +181,9 @@ def _digest(path: Path) -> str:
 
 
 def _saved_run(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
-    """A run scored before (by this or another process) of the same checkpoint with the same
-    samples, sampler and test windows (``key``), else ``None``."""
+    """A run scored before (by this or another process) under the same ``key`` (checkpoint
+    digest and steps, samples, sampler, test windows, scores, missing ratio, history), else
+    ``None``."""
     if not path.is_file():
         return None
     saved = json.loads(path.read_text())
@@ -194,7 +194,7 @@ def _saved_run(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
 def evaluate_runs(args: argparse.Namespace) -> None:
     """Score every (dataset, task): runs ``0 .. runs_per_setting - 1``, or those of
     ``--only-runs``, each saved in the run directory as it ends (``evaluation/run<r>.json``) and
-    reused while the checkpoint and the sampling settings stay the same, so that an evaluation
+    reused while its key stays the same (``_saved_run``), so that an evaluation
     resumes where it stopped and several processes can share the runs; the records are written
     once every run has been scored."""
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")

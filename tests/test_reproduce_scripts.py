@@ -470,3 +470,22 @@ def test_scores_say_which_feature_the_error_comes_from(scripts: dict) -> None:
     assert scores["mse_instance_by_feature"] == [0.0, 4.0]
     assert scores["crps_original_by_feature"] == [0.0, 2.0]
     assert scores["mse_instance"] == 2.0  # the features weigh by their scored entries
+
+
+def test_forecasts_are_scored_on_the_horizon_only(scripts: dict) -> None:
+    module = scripts["conditional"]
+
+    class Persistence:  # forecasts the last observed step, the last-value baseline's guess
+        def forecast(self, history: torch.Tensor, *, horizon: int, n_samples: int, seed: int):
+            last = history[:, None, -1:]
+            return last.expand(-1, n_samples, horizon, -1)
+
+    target = torch.randn(4, 48, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    low, high = target.amin(dim=1, keepdim=True), target.amax(dim=1, keepdim=True)
+    fill = torch.zeros(2, dtype=torch.float64)
+    scores, _ = module._run_scores(Persistence(), "forecast", 0, target, fill, low, high, 3)
+    assert set(scores) == {"timebridge", "last_value"}
+    expected = float(((target[:, 24:] - target[:, 23:24]) ** 2).mean())
+    assert scores["timebridge"]["mse_original"] == pytest.approx(expected)
+    for name, value in scores["last_value"].items():
+        assert scores["timebridge"][name] == pytest.approx(value), name
