@@ -76,7 +76,10 @@ def model_arguments(
     (``["--model.init_args.rho", "7.0", ...]``) gives it: the class defaults, then the
     config's ``model.init_args``, then the flags, read as the CLI reads them (a later flag
     wins, as on the command line). Nested objects stay as given (a config's ``{class_path,
-    init_args}``, a flag's class path)."""
+    init_args}``, a flag's class path); a flag into one (``--model.init_args.prior.init_args.
+    kernel``) sets that argument in its ``init_args``."""
+    import copy
+
     import yaml
 
     settings = {
@@ -85,10 +88,19 @@ def model_arguments(
         if parameter.default is not inspect.Parameter.empty
     }
     settings.update(yaml.safe_load(config.read_text())["model"].get("init_args") or {})
+    settings = copy.deepcopy(settings)
     prefix = "--model.init_args."
     for flag, value in zip(overrides[::2], overrides[1::2], strict=True):
-        if flag.startswith(prefix):
-            settings[flag.removeprefix(prefix)] = option_value(value)
+        if not flag.startswith(prefix):
+            continue
+        *path, name = flag.removeprefix(prefix).split(".init_args.")
+        node = settings
+        for key in path:
+            if not isinstance(node.get(key), dict):
+                # A class path given alone (a flag's): its arguments start empty.
+                node[key] = {"class_path": node.get(key), "init_args": {}}
+            node = node[key].setdefault("init_args", {})
+        node[name] = option_value(value)
     return settings
 
 
@@ -125,6 +137,21 @@ def _class_path(value: Any) -> Any:
     return value.get("class_path") if isinstance(value, dict) else value
 
 
+def _nested_differences(have: Any, want: Any) -> dict[str, tuple[Any, Any]]:
+    """Where a saved nested object (``{class_path, init_args}``) differs from a wanted one: its
+    class path, and the arguments the wanted one gives (the others keep their defaults in
+    both, or the checkpoint predates them)."""
+    if _class_path(have) != _class_path(want):
+        return {"class_path": (_class_path(have), _class_path(want))}
+    saved = (have.get("init_args") or {}) if isinstance(have, dict) else {}
+    given = (want.get("init_args") or {}) if isinstance(want, dict) else {}
+    return {
+        name: (saved[name], value)
+        for name, value in given.items()
+        if name in saved and saved[name] != value
+    }
+
+
 def check_trained_like(checkpoint: Path, config: Path, overrides: Sequence[str] = ()) -> None:
     """Refuse a checkpoint whose saved hyper-parameters differ from what ``config`` (its
     ``model.class_path``) with ``overrides`` trains on one of :data:`TRAINING_OPTIONS` (keys
@@ -144,8 +171,12 @@ def check_trained_like(checkpoint: Path, config: Path, overrides: Sequence[str] 
             continue
         have, want = saved[name], wanted[name]
         if name == "prior":
-            have, want = _class_path(have), _class_path(want)
-        if have != want:
+            differing += [
+                f"prior{'' if key == 'class_path' else ' ' + key}: checkpoint {pair[0]!r}, "
+                f"run {pair[1]!r}"
+                for key, pair in _nested_differences(have, want).items()
+            ]
+        elif have != want:
             differing.append(f"{name}: checkpoint {have!r}, run {want!r}")
     if differing:
         raise ValueError(

@@ -360,6 +360,13 @@ def test_a_run_directory_trained_with_other_settings_is_refused(
     normal = scripts["unconditional"].NORMAL_PRIOR
     with pytest.raises(ValueError, match=r"prior: checkpoint 'tsgen.priors.GaussianProcessPr"):
         runs.check_trained_like(checkpoint, stocks, normal)
+    # The prior's own arguments: the stationary kernel's run is not the empirical one's.
+    trained["prior"]["init_args"] = {"kernel": "rbf", "noise_variance": None, "mode": "fit"}
+    stationary = _fake_checkpoint(tmp_path / "rbf.ckpt", **trained)
+    runs.check_trained_like(stationary, stocks)
+    empirical = scripts["unconditional"].EMPIRICAL_COVARIANCE
+    with pytest.raises(ValueError, match=r"prior kernel: checkpoint 'rbf', run 'empirical'; pr"):
+        runs.check_trained_like(stationary, stocks, empirical)
     # Options a checkpoint predates are not compared.
     runs.check_trained_like(_fake_checkpoint(tmp_path / "old.ckpt", seed=0), stocks)
     # Resuming refuses before any training starts.
@@ -489,3 +496,14 @@ def test_forecasts_are_scored_on_the_horizon_only(scripts: dict) -> None:
     assert scores["timebridge"]["mse_original"] == pytest.approx(expected)
     for name, value in scores["last_value"].items():
         assert scores["timebridge"][name] == pytest.approx(value), name
+
+
+def test_the_empirical_covariance_variant_changes_only_the_prior_and_loss(scripts: dict) -> None:
+    variant = _resolved(scripts, "sines", "gp_empirical_l2_upper")
+    stationary = _resolved(scripts, "sines", "gp_l2_upper")
+    assert variant["prior"]["init_args"]["kernel"] == "empirical"
+    assert variant["prior"]["init_args"]["noise_variance"] == pytest.approx(1e-6)
+    assert stationary["prior"]["init_args"]["kernel"] == "rbf"
+    assert {k: v for k, v in variant.items() if k != "prior"} == {
+        k: v for k, v in stationary.items() if k != "prior"
+    }

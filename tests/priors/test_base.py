@@ -39,6 +39,7 @@ PRIORS = {
     "per_step": (PerStepPrior, None),
     "gp": (lambda: GaussianProcessPrior(n_starts=1), None),
     "gp_reference": (lambda: GaussianProcessPrior(mode="reference", variance=0.5), None),
+    "gp_empirical": (lambda: GaussianProcessPrior(kernel="empirical"), None),
     "trend_butterworth": (TrendPrior, None),
     "trend_given": (
         lambda: TrendPrior(method="polynomial", degree=2),

@@ -245,3 +245,63 @@ def test_a_fit_that_ends_on_a_bound_is_reported(caplog):
         prior = GaussianProcessPrior(noise_variance=1e-6).fit(levels + jitter)
     assert float(prior.length_scale[0]) == pytest.approx(1200.0)
     assert "length_scale ended at its bound" in caplog.text
+
+
+def nonstationary_covariance() -> np.ndarray:
+    """A covariance whose variance grows along the window (0.01 to 0.5), as in Sines."""
+    sd = np.sqrt(np.linspace(0.01, 0.5, LENGTH))
+    return np.outer(sd, sd) * rbf(distances(), 6.0) + 1e-3 * np.eye(LENGTH)
+
+
+def test_empirical_kernel_is_the_maximum_likelihood_gaussian():
+    K_true = nonstationary_covariance()
+    ramp = np.linspace(-0.5, 0.5, LENGTH)[:, None]
+    data = draw([K_true, kernel_matrix(*TRUE[0])], n=3000, seed=4) + torch.from_numpy(ramp)
+    prior = GaussianProcessPrior(kernel="empirical").fit(data)
+    assert prior.mean_kind == "per_step"
+    assert prior.length_scale.numel() == 0
+    x = data.numpy()
+    for f in range(2):
+        columns = x[..., f]
+        np.testing.assert_allclose(prior.mean[:, f].numpy(), columns.mean(axis=0), rtol=1e-12)
+        scatter = np.cov(columns, rowvar=False, ddof=0)
+        np.testing.assert_allclose(prior.covariance()[f].numpy(), scatter, rtol=1e-9, atol=1e-15)
+        assert float(prior.variance[f]) == pytest.approx(np.trace(scatter) / LENGTH, rel=1e-12)
+        ll = stats.multivariate_normal(columns.mean(axis=0), scatter).logpdf(columns).sum()
+        assert float(prior.log_likelihood[f]) == pytest.approx(ll, rel=1e-10)
+    # The sample covariance is close to the truth, and no stationary kernel gets as close to the
+    # data's likelihood as the unconstrained Gaussian does.
+    sd = np.sqrt((np.outer(np.diag(K_true), np.diag(K_true)) + K_true**2) / len(x))
+    assert np.all(np.abs(prior.covariance()[0].numpy() - K_true) < 5 * sd)
+    stationary = GaussianProcessPrior(mean="per_step", n_starts=1).fit(data)
+    assert bool((prior.log_likelihood >= stationary.log_likelihood).all())
+    assert float(prior.log_likelihood[0]) > float(stationary.log_likelihood[0]) + 1000
+
+
+def test_empirical_kernel_samples_follow_it():
+    data = draw([nonstationary_covariance()], n=500, seed=5)
+    prior = GaussianProcessPrior(kernel="empirical", noise_variance=0.02).fit(data)
+    K = np.cov(data[..., 0].numpy(), rowvar=False, ddof=0) + 0.02 * np.eye(LENGTH)
+    np.testing.assert_allclose(prior.covariance()[0].numpy(), K, rtol=1e-9, atol=1e-15)
+    assert bool((prior.diagonal == 0.02).all())
+    n = 20_000
+    samples = prior.sample(n, GaussianNoise(torch.Generator().manual_seed(1))).numpy()[..., 0]
+    sd = np.sqrt((np.outer(np.diag(K), np.diag(K)) + K**2) / n)
+    assert np.all(np.abs(np.cov(samples, rowvar=False) - K) < 5 * sd)
+    restored = GaussianProcessPrior(kernel="empirical").double()
+    restored.load_state_dict(prior.state_dict())
+    torch.testing.assert_close(restored.covariance(), prior.covariance())
+
+
+def test_empirical_kernel_errors():
+    with pytest.raises(ValueError, match="kernel='empirical' takes its covariance from the data"):
+        GaussianProcessPrior(kernel="empirical", length_scale=3.0)
+    with pytest.raises(ValueError, match="uses the reference's RBF kernel"):
+        GaussianProcessPrior(kernel="empirical", mode="reference", variance=0.5)
+    few = torch.randn(LENGTH - 4, LENGTH, 1, dtype=torch.float64)
+    with pytest.raises(
+        ValueError, match=r"scatter of 20 windows of length 24 is singular \(the windows span fewer"
+    ):
+        GaussianProcessPrior(kernel="empirical").fit(few)
+    prior = GaussianProcessPrior(kernel="empirical", noise_variance=1e-3).fit(few)
+    assert torch.isfinite(prior.cholesky).all()

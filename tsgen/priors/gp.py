@@ -20,6 +20,14 @@ so each evaluation is one ``L x L`` Cholesky in float64 whatever ``N``. Overlapp
 windows are not independent: the estimate is then a composite-likelihood one, still consistent
 for the window covariance.
 
+``kernel="empirical"`` drops the stationary kernel: ``K_f = S_f + noise_f I`` with ``S_f`` the
+scatter about the per-step mean, the maximum-likelihood Gaussian of the windows (``noise_f = 0``)
+with no constraint along time. A stationary kernel gives every step the same variance; windows
+that do not have it are then fitted badly. On Sines (each window ``sin(f j + p)`` with small
+random ``f`` and ``p``) the per-step variance is 0.003 at the first step and 0.29 from the
+middle on, and the RBF fit ends at a variance of 5.3, 13 times the data's 0.41, with a length
+scale of 29 steps (docs/timebridge.md).
+
 ``mode="reference"`` reproduces the reference implementation's kernel for comparison, defects
 included (timebridge.md, "Reference defects to avoid"); see :class:`GaussianProcessPrior`.
 """
@@ -45,6 +53,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["GaussianProcessPrior", "KernelName", "gp_covariance", "stationary_correlation"]
 
 KernelName = Literal["rbf", "matern12", "matern32", "matern52"]
+_KERNELS = (*get_args(KernelName), "empirical")
 _PARAMETERS = ("variance", "length_scale", "noise_variance")
 
 
@@ -216,7 +225,9 @@ class GaussianProcessPrior(Prior):
     ``mode="fit"`` (default): each of ``variance`` (``v_f``), ``length_scale`` (``ell_f``, in
     time steps) and ``noise_variance`` (``noise_f``) that is given (one float, or one per
     feature) is held fixed; the others are fitted per feature by maximum likelihood. Give all
-    three for a fixed kernel with no optimisation.
+    three for a fixed kernel with no optimisation. With ``kernel="empirical"`` nothing is
+    optimised: ``K_f`` is the windows' scatter ``S_f`` plus ``noise_variance`` (default 0) on the
+    diagonal, for windows that are not stationary along time (module docstring).
 
     ``mode="reference"`` reproduces the reference implementation's GP kernel exactly, so that
     runs with its published settings (``variance`` 0.3 / 0.5 / 1 for Stocks / ETTh / Sines) can
@@ -236,19 +247,24 @@ class GaussianProcessPrior(Prior):
     is built in float64 (the reference uses float32: differences at rounding level only).
 
     Args:
-        kernel: ``"rbf"``, ``"matern12"``, ``"matern32"`` or ``"matern52"``.
+        kernel: ``"rbf"``, ``"matern12"``, ``"matern32"``, ``"matern52"`` or ``"empirical"``
+            (fit mode only; takes no ``variance`` or ``length_scale``).
         mode: ``"fit"`` or ``"reference"``.
         variance: ``v_f > 0`` (required in reference mode).
         length_scale: ``ell_f > 0``, in time steps.
         noise_variance: ``noise_f >= 0``.
-        mean: ``"constant"`` (one mean per feature: a stationary GP; default in fit mode) or
-            ``"per_step"`` (one per step and feature; the reference's choice).
+        mean: ``"constant"`` (one mean per feature: a stationary GP; default in fit mode with a
+            stationary kernel) or ``"per_step"`` (one per step and feature; the reference's
+            choice, and the default with ``kernel="empirical"``, where it completes the
+            maximum-likelihood Gaussian).
         n_starts: length-scale starting points of the likelihood maximisation.
         max_iter: L-BFGS-B iterations per start.
 
     Buffers (after :meth:`fit`):
         mean: ``(L, C)``.
-        variance, length_scale: ``(C,)``.
+        variance: ``(C,)`` (with ``kernel="empirical"``, the mean marginal variance
+            ``tr(S_f) / L``).
+        length_scale: ``(C,)``; empty with ``kernel="empirical"``.
         diagonal: ``(L, C)``, the term added on the kernel's diagonal (``noise_f`` at every step
             in fit mode, ``sd_{l,f}`` in reference mode).
         cholesky: ``(C, L, L)``, lower Cholesky factor of each ``K_f`` (cached for sampling).
@@ -260,7 +276,7 @@ class GaussianProcessPrior(Prior):
 
     def __init__(
         self,
-        kernel: KernelName = "rbf",
+        kernel: KernelName | Literal["empirical"] = "rbf",
         mode: Literal["fit", "reference"] = "fit",
         variance: float | Sequence[float] | None = None,
         length_scale: float | Sequence[float] | None = None,
@@ -270,8 +286,8 @@ class GaussianProcessPrior(Prior):
         max_iter: int = 500,
     ) -> None:
         super().__init__()
-        if kernel not in get_args(KernelName):
-            raise ValueError(f"kernel must be one of {get_args(KernelName)}; got {kernel!r}")
+        if kernel not in _KERNELS:
+            raise ValueError(f"kernel must be one of {_KERNELS}; got {kernel!r}")
         if mode not in ("fit", "reference"):
             raise ValueError(f"mode must be 'fit' or 'reference'; got {mode!r}")
         if mean not in (None, "constant", "per_step"):
@@ -302,9 +318,16 @@ class GaussianProcessPrior(Prior):
                 )
             if mean == "constant":
                 raise ValueError("mode='reference' uses the per-step mean; got mean='constant'")
-        self.kernel: KernelName = kernel
+        if kernel == "empirical" and (variance is not None or length_scale is not None):
+            raise ValueError(
+                "kernel='empirical' takes its covariance from the data and has no variance or "
+                f"length scale; got variance={variance!r}, length_scale={length_scale!r}"
+            )
+        self.kernel = kernel
         self.mode = mode
-        self.mean_kind = mean or ("per_step" if mode == "reference" else "constant")
+        self.mean_kind = mean or (
+            "constant" if mode == "fit" and kernel != "empirical" else "per_step"
+        )
         self.given = given
         self.n_starts = n_starts
         self.max_iter = max_iter
@@ -320,7 +343,19 @@ class GaussianProcessPrior(Prior):
             mean = x.mean(dim=0)
         residual = x - mean
         scatter = torch.einsum("nlc,nmc->clm", residual, residual) / n_windows  # S_f, (C, L, L)
-        if self.mode == "reference":
+        if self.kernel == "empirical":
+            noise = self.given["noise_variance"]
+            noise = (
+                torch.zeros(n_features)
+                if noise is None
+                else per_feature("noise_variance", noise, n_features)
+            )
+            diagonal = noise.to(x).expand(length, n_features)
+            # Reported as the mean marginal variance tr(S_f) / L; there is no length scale.
+            variance = scatter.diagonal(dim1=-2, dim2=-1).mean(dim=-1)
+            length_scale = torch.empty(0, dtype=x.dtype)
+            K = scatter + torch.diag_embed(diagonal.T)
+        elif self.mode == "reference":
             variance = torch.full((n_features,), float(self.given["variance"]), dtype=x.dtype)
             length_scale = x.std(correction=1).expand(n_features)
             diagonal = x.std(dim=0, correction=1)  # a standard deviation (the reference's defect)
@@ -332,13 +367,21 @@ class GaussianProcessPrior(Prior):
         variance, length_scale, diagonal = (
             t.to(x.device) for t in (variance, length_scale, diagonal)
         )
-        K = gp_covariance(variance, length_scale, diagonal, self.kernel)
+        if self.kernel != "empirical":
+            K = gp_covariance(variance, length_scale, diagonal, self.kernel)
         chol, info = torch.linalg.cholesky_ex(K)
         if bool((info != 0).any()):
             bad = torch.nonzero(info).flatten().tolist()
+            remedy = (
+                f"the scatter of {n_windows} windows of length {length} is singular (the "
+                "windows span fewer than L directions: fewer windows than steps, a constant "
+                "step, or windows on a family of few parameters); give noise_variance > 0"
+                if self.kernel == "empirical"
+                else "give noise_variance > 0 or a shorter length_scale"
+            )
             raise ValueError(
                 f"GaussianProcessPrior: the covariance of feature(s) {bad} is not positive "
-                "definite in float64; give noise_variance > 0 or a shorter length_scale"
+                f"definite in float64; {remedy}"
             )
         log_det = 2 * chol.diagonal(dim1=-2, dim2=-1).log().sum(dim=-1)
         trace = torch.cholesky_solve(scatter, chol).diagonal(dim1=-2, dim2=-1).sum(dim=-1)
@@ -382,8 +425,11 @@ class GaussianProcessPrior(Prior):
         return torch.tensor(rows, dtype=torch.float64)
 
     def covariance(self) -> Tensor:
-        """``K_f`` for every feature, ``(C, L, L)``, from the fitted parameters."""
+        """``K_f`` for every feature, ``(C, L, L)``, from the fitted parameters (with
+        ``kernel="empirical"``, from the cached Cholesky factor)."""
         self._fitted_shape()
+        if self.kernel == "empirical":
+            return self.cholesky @ self.cholesky.mT
         return gp_covariance(self.variance, self.length_scale, self.diagonal, self.kernel)
 
     def _sample(self, z: Tensor, condition: PriorCondition | None) -> Tensor:
