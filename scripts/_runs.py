@@ -76,8 +76,11 @@ def model_arguments(
     (``["--model.init_args.rho", "7.0", ...]``) gives it: the class defaults, then the
     config's ``model.init_args``, then the flags, read as the CLI reads them (a later flag
     wins, as on the command line). Nested objects stay as given (a config's ``{class_path,
-    init_args}``, a flag's class path); a flag into one (``--model.init_args.prior.init_args.
-    kernel``) sets that argument in its ``init_args``."""
+    init_args}``, a flag's class path). A flag into one sets that argument in its
+    ``init_args``, spelled as the CLI accepts it: ``--model.init_args.prior.init_args.kernel``
+    or ``--model.init_args.prior.kernel``; ``--model.init_args.prior.class_path`` sets its class.
+    A flag that names a nested object's class again keeps its arguments; another class drops
+    them."""
     import copy
 
     import yaml
@@ -90,18 +93,38 @@ def model_arguments(
     settings.update(yaml.safe_load(config.read_text())["model"].get("init_args") or {})
     settings = copy.deepcopy(settings)
     prefix = "--model.init_args."
-    for flag, value in zip(overrides[::2], overrides[1::2], strict=True):
+    for flag, text in zip(overrides[::2], overrides[1::2], strict=True):
         if not flag.startswith(prefix):
             continue
-        *path, name = flag.removeprefix(prefix).split(".init_args.")
+        *path, name = [key for key in flag.removeprefix(prefix).split(".") if key != "init_args"]
         node = settings
         for key in path:
-            if not isinstance(node.get(key), dict):
-                # A class path given alone (a flag's): its arguments start empty.
-                node[key] = {"class_path": node.get(key), "init_args": {}}
-            node = node[key].setdefault("init_args", {})
-        node[name] = option_value(value)
+            node = _nested_object(node, key)
+            if name != "class_path" or key != path[-1]:
+                node = node["init_args"]
+        value = option_value(text)
+        if name == "class_path":
+            _set_class_path(node, value)
+        elif isinstance(node.get(name), dict) and _class_path(node[name]) == value:
+            continue
+        else:
+            node[name] = value
     return settings
+
+
+def _nested_object(node: dict[str, Any], key: str) -> dict[str, Any]:
+    """``node[key]`` as ``{class_path, init_args}`` (a bare class path gets empty arguments)."""
+    value = node.get(key)
+    if not isinstance(value, dict):
+        value = node[key] = {"class_path": value, "init_args": {}}
+    if value.get("init_args") is None:
+        value["init_args"] = {}
+    return value
+
+
+def _set_class_path(nested: dict[str, Any], class_path: Any) -> None:
+    if nested.get("class_path") != class_path:
+        nested["class_path"], nested["init_args"] = class_path, {}
 
 
 def apply_sampling(model: Any, config: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -139,16 +162,26 @@ def _class_path(value: Any) -> Any:
 
 def _nested_differences(have: Any, want: Any) -> dict[str, tuple[Any, Any]]:
     """Where a saved nested object (``{class_path, init_args}``) differs from a wanted one: its
-    class path, and the arguments the wanted one gives (the others keep their defaults in
-    both, or the checkpoint predates them)."""
+    class path, else every argument the checkpoint saved, the wanted one's missing arguments
+    taken as its class's defaults (arguments a checkpoint predates are not compared)."""
+    import importlib
+
     if _class_path(have) != _class_path(want):
         return {"class_path": (_class_path(have), _class_path(want))}
     saved = (have.get("init_args") or {}) if isinstance(have, dict) else {}
-    given = (want.get("init_args") or {}) if isinstance(want, dict) else {}
+    module, _, name = str(_class_path(want)).rpartition(".")
+    defaults = {
+        argument: parameter.default
+        for argument, parameter in inspect.signature(
+            getattr(importlib.import_module(module), name)
+        ).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+    wanted = {**defaults, **((want.get("init_args") or {}) if isinstance(want, dict) else {})}
     return {
-        name: (saved[name], value)
-        for name, value in given.items()
-        if name in saved and saved[name] != value
+        argument: (value, wanted[argument])
+        for argument, value in saved.items()
+        if argument in wanted and value != wanted[argument]
     }
 
 

@@ -498,7 +498,7 @@ def test_forecasts_are_scored_on_the_horizon_only(scripts: dict) -> None:
         assert scores["timebridge"][name] == pytest.approx(value), name
 
 
-def test_the_empirical_covariance_variant_changes_only_the_prior_and_loss(scripts: dict) -> None:
+def test_the_empirical_covariance_variant_changes_only_the_prior(scripts: dict) -> None:
     variant = _resolved(scripts, "sines", "gp_empirical_l2_upper")
     stationary = _resolved(scripts, "sines", "gp_l2_upper")
     assert variant["prior"]["init_args"]["kernel"] == "empirical"
@@ -507,3 +507,56 @@ def test_the_empirical_covariance_variant_changes_only_the_prior_and_loss(script
     assert {k: v for k, v in variant.items() if k != "prior"} == {
         k: v for k, v in stationary.items() if k != "prior"
     }
+
+
+def test_nested_flags_are_read_as_the_cli_reads_them(scripts: dict, tmp_path: Path) -> None:
+    from tsgen.models import TimeBridge
+
+    arguments = scripts["runs"].model_arguments
+    sines = SCRIPTS.parent / "configs" / "timebridge" / "sines.yaml"
+    gp = "tsgen.priors.GaussianProcessPrior"
+
+    def prior(*flags: str) -> Any:
+        return arguments(TimeBridge, sines, list(flags))["prior"]
+
+    short = prior("--model.init_args.prior.kernel", "empirical")
+    assert short == prior("--model.init_args.prior.init_args.kernel", "empirical")
+    assert short["init_args"] == {"kernel": "empirical", "mode": "fit"}
+    # Naming the same class again keeps its arguments; another class drops them.
+    kept = prior("--model.init_args.prior.kernel", "empirical", "--model.init_args.prior", gp)
+    assert kept == short
+    normal = "tsgen.priors.NormalPrior"
+    assert (
+        prior("--model.init_args.prior.kernel", "empirical", "--model.init_args.prior", normal)
+        == normal
+    )
+    assert prior("--model.init_args.prior.class_path", normal) == {
+        "class_path": normal,
+        "init_args": {},
+    }
+    # List values are read as the CLI reads them, floats included.
+    noise = prior("--model.init_args.prior.noise_variance", "[1e-6, 2e-6]")["init_args"]
+    assert noise["noise_variance"] == [1e-6, 2e-6]
+    # A config's nested object with its arguments left blank.
+    config = tmp_path / "blank.yaml"
+    config.write_text(
+        f"model:\n  init_args:\n    prior:\n      class_path: {gp}\n      init_args:\n"
+    )
+    blank = arguments(TimeBridge, config, ["--model.init_args.prior.kernel", "matern32"])
+    assert blank["prior"] == {"class_path": gp, "init_args": {"kernel": "matern32"}}
+
+
+def test_a_prior_argument_left_to_its_default_is_compared_too(
+    scripts: dict, tmp_path: Path
+) -> None:
+    runs = scripts["runs"]
+    sines = SCRIPTS.parent / "configs" / "timebridge" / "sines.yaml"
+    defaults = {"kernel": "empirical", "mode": "fit", "variance": None, "length_scale": None}
+    saved = {**defaults, "noise_variance": 1e-6, "mean": None, "n_starts": 3, "max_iter": 500}
+    prior = {"class_path": "tsgen.priors.GaussianProcessPrior", "init_args": saved}
+    checkpoint = _fake_checkpoint(tmp_path / "last.ckpt", prior=prior)
+    empirical = scripts["unconditional"].EMPIRICAL_COVARIANCE
+    runs.check_trained_like(checkpoint, sines, empirical)
+    # The run leaves noise_variance to its default (None): not the checkpoint's training.
+    with pytest.raises(ValueError, match=r"prior noise_variance: checkpoint 1e-06, run None"):
+        runs.check_trained_like(checkpoint, sines, empirical[:2])

@@ -298,10 +298,16 @@ def test_empirical_kernel_errors():
         GaussianProcessPrior(kernel="empirical", length_scale=3.0)
     with pytest.raises(ValueError, match="uses the reference's RBF kernel"):
         GaussianProcessPrior(kernel="empirical", mode="reference", variance=0.5)
-    few = torch.randn(LENGTH - 4, LENGTH, 1, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(0)
+    few = torch.randn(LENGTH - 4, LENGTH, 1, dtype=torch.float64, generator=generator)
     with pytest.raises(
         ValueError, match=r"scatter of 20 windows of length 24 is singular \(the windows span fewer"
     ):
         GaussianProcessPrior(kernel="empirical").fit(few)
     prior = GaussianProcessPrior(kernel="empirical", noise_variance=1e-3).fit(few)
     assert torch.isfinite(prior.cholesky).all()
+    # The kernel is not in the state: a stationary prior refuses an empirical one's.
+    stationary = GaussianProcessPrior().double()
+    stationary.load_state_dict(prior.state_dict())
+    with pytest.raises(ValueError, match=r"kernel='rbf'\) holds a state without one length scale"):
+        stationary.covariance()

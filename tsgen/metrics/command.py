@@ -146,11 +146,17 @@ def _training_windows(datamodule: WindowsDataModule) -> tuple[np.ndarray, str | 
 
 
 def option_value(text: str) -> Any:
-    """A command-line value as the Lightning CLI reads it: YAML (``null``, ``true``, ``40``),
-    with floats such as ``1e-4`` (a string in YAML 1.1) read as floats."""
+    """A command-line value as the Lightning CLI reads it: YAML (``null``, ``true``, ``40``,
+    ``[0.1, 0.2]``), with floats such as ``1e-4`` (a string in YAML 1.1) read as floats, in
+    lists too."""
     import yaml
 
-    value = yaml.safe_load(text)
+    return _floats_read(yaml.safe_load(text))
+
+
+def _floats_read(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_floats_read(item) for item in value]
     if isinstance(value, str):
         try:
             return float(value)

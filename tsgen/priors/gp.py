@@ -21,11 +21,11 @@ windows are not independent: the estimate is then a composite-likelihood one, st
 for the window covariance.
 
 ``kernel="empirical"`` drops the stationary kernel: ``K_f = S_f + noise_f I`` with ``S_f`` the
-scatter about the per-step mean, the maximum-likelihood Gaussian of the windows (``noise_f = 0``)
-with no constraint along time. A stationary kernel gives every step the same variance; windows
-that do not have it are then fitted badly. On Sines (each window ``sin(f j + p)`` with small
-random ``f`` and ``p``) the per-step variance is 0.003 at the first step and 0.29 from the
-middle on, and the RBF fit ends at a variance of 5.3, 13 times the data's 0.41, with a length
+scatter about the mean (per step by default), the maximum-likelihood Gaussian of the windows
+(``noise_f = 0``) with no constraint along time. A stationary kernel gives every step the same
+variance; windows that do not have it are then fitted badly. On Sines (each window ``sin(f j + p)``
+with small random ``f`` and ``p``) the per-step variance is 0.003 at the first step and 0.29 from
+the middle on, and the RBF fit ends at a variance of 5.3, 13 times the data's 0.41, with a length
 scale of 29 steps (docs/timebridge.md).
 
 ``mode="reference"`` reproduces the reference implementation's kernel for comparison, defects
@@ -226,8 +226,9 @@ class GaussianProcessPrior(Prior):
     time steps) and ``noise_variance`` (``noise_f``) that is given (one float, or one per
     feature) is held fixed; the others are fitted per feature by maximum likelihood. Give all
     three for a fixed kernel with no optimisation. With ``kernel="empirical"`` nothing is
-    optimised: ``K_f`` is the windows' scatter ``S_f`` plus ``noise_variance`` (default 0) on the
-    diagonal, for windows that are not stationary along time (module docstring).
+    optimised (``n_starts`` and ``max_iter`` are unused): ``K_f`` is the windows' scatter
+    ``S_f`` plus ``noise_variance`` (default 0) on the diagonal, for windows that are not
+    stationary along time (module docstring).
 
     ``mode="reference"`` reproduces the reference implementation's GP kernel exactly, so that
     runs with its published settings (``variance`` 0.3 / 0.5 / 1 for Stocks / ETTh / Sines) can
@@ -262,8 +263,8 @@ class GaussianProcessPrior(Prior):
 
     Buffers (after :meth:`fit`):
         mean: ``(L, C)``.
-        variance: ``(C,)`` (with ``kernel="empirical"``, the mean marginal variance
-            ``tr(S_f) / L``).
+        variance: ``(C,)`` (with ``kernel="empirical"``, the mean marginal variance of the
+            windows, ``tr(S_f) / L``, without the noise).
         length_scale: ``(C,)``; empty with ``kernel="empirical"``.
         diagonal: ``(L, C)``, the term added on the kernel's diagonal (``noise_f`` at every step
             in fit mode, ``sd_{l,f}`` in reference mode).
@@ -374,8 +375,9 @@ class GaussianProcessPrior(Prior):
             bad = torch.nonzero(info).flatten().tolist()
             remedy = (
                 f"the scatter of {n_windows} windows of length {length} is singular (the "
-                "windows span fewer than L directions: fewer windows than steps, a constant "
-                "step, or windows on a family of few parameters); give noise_variance > 0"
+                "windows span fewer than L directions: at most L windows with the per-step "
+                "mean, a constant step, or windows on a family of few parameters); give those "
+                "features a (larger) noise_variance"
                 if self.kernel == "empirical"
                 else "give noise_variance > 0 or a shorter length_scale"
             )
@@ -430,6 +432,13 @@ class GaussianProcessPrior(Prior):
         self._fitted_shape()
         if self.kernel == "empirical":
             return self.cholesky @ self.cholesky.mT
+        if self.length_scale.numel() != self.n_features:
+            # The kernel is not part of the state: an empirical prior's state has no length scale.
+            raise ValueError(
+                f"GaussianProcessPrior(kernel={self.kernel!r}) holds a state without one length "
+                f"scale per feature ({self.n_features}); got {self.length_scale.numel()}: was it "
+                "loaded from a prior with kernel='empirical'?"
+            )
         return gp_covariance(self.variance, self.length_scale, self.diagonal, self.kernel)
 
     def _sample(self, z: Tensor, condition: PriorCondition | None) -> Tensor:
