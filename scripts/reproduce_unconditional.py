@@ -61,9 +61,9 @@ UPPER_GRID = [
     "--model.init_args.n_intervals", "100",
     "--model.init_args.upper_intervals", "25",
 ]  # fmt: skip
-# The settings the Stocks and ETTh1 configs held before they moved to the squared error (and
-# that Sines' still holds): the reference's L1 loss with uniform times down to 1e-4, sampled by
-# the hybrid sampler on 40 intervals. The variants below that were run with those configs start
+# The settings the configs held before they moved to the squared error (Stocks and ETTh1, then
+# Sines): the reference's L1 loss with uniform times down to 1e-4, sampled by the hybrid
+# sampler on 40 intervals. The variants below that were run with those configs start
 # from it, so that each still names the model of its committed record.
 L1_CONFIG = [
     "--model.init_args.loss_norm", "l1",
@@ -76,6 +76,15 @@ L1_CONFIG = [
     "--model.init_args.churn", "0.33",
 ]  # fmt: skip
 NORMAL_PRIOR = ["--model.init_args.prior", "tsgen.priors.NormalPrior"]
+# The stationary kernel that a dataset's config held before it moved to the windows'
+# covariance: the GP variants below that were run with it start from it, so that each still
+# names the prior of its committed records.
+STATIONARY_KERNEL = {
+    "sines": [
+        "--model.init_args.prior.init_args.kernel", "rbf",
+        "--model.init_args.prior.init_args.noise_variance", "null",
+    ],
+}  # fmt: skip
 # The GP prior with the per-step mean and the training windows' own covariance in place of the
 # stationary kernel, which misfits Sines (tsgen.priors.gp; docs/timebridge.md). The small noise
 # makes the nearly singular scatter of Sines' windows positive definite.
@@ -88,11 +97,12 @@ MODELS = {
     # The dataset's config as it stands.
     "gp": lambda dataset: [],
     "normal": lambda dataset: NORMAL_PRIOR,
-    "gp_l1": lambda dataset: L1_CONFIG,
+    "gp_l1": lambda dataset: [*STATIONARY_KERNEL.get(dataset, []), *L1_CONFIG],
     "normal_l1": lambda dataset: [*NORMAL_PRIOR, *L1_CONFIG],
     # The reference implementation's objective (raw t, no preconditioning) and sampler's grid
     # (rho 7 in t down to 1e-4; docs/timebridge.md).
     "gp_reference_objective": lambda dataset: [
+        *STATIONARY_KERNEL.get(dataset, []),
         *L1_CONFIG,
         "--model.init_args.preconditioning", "false",
         "--model.init_args.time_input", "raw",
@@ -103,6 +113,7 @@ MODELS = {
     # The squared-error loss, whose denoiser is the posterior mean the sampler assumes; its
     # samples approach the data's spread as the grid is refined (docs/timebridge.md).
     "gp_l2": lambda dataset: [
+        *STATIONARY_KERNEL.get(dataset, []),
         *L1_CONFIG,
         "--model.init_args.loss_norm", "l2",
         "--model.init_args.n_intervals", "200",
@@ -110,14 +121,21 @@ MODELS = {
     # The same with half the training times drawn log-uniformly, which removes the squared
     # error's anti-correlated increments in a scratch run on Stocks (docs/timebridge.md).
     "gp_l2_mixed": lambda dataset: [
+        *STATIONARY_KERNEL.get(dataset, []),
         *L1_CONFIG,
         "--model.init_args.loss_norm", "l2",
         "--model.init_args.time_distribution", "mixed",
         "--model.init_args.n_intervals", "200",
     ],
     # The gp_l2 and gp_l2_mixed checkpoints sampled on UPPER_GRID.
-    "gp_l2_upper": lambda dataset: [*L1_CONFIG, "--model.init_args.loss_norm", "l2", *UPPER_GRID],
+    "gp_l2_upper": lambda dataset: [
+        *STATIONARY_KERNEL.get(dataset, []),
+        *L1_CONFIG,
+        "--model.init_args.loss_norm", "l2",
+        *UPPER_GRID,
+    ],
     "gp_l2_mixed_upper": lambda dataset: [
+        *STATIONARY_KERNEL.get(dataset, []),
         *L1_CONFIG,
         "--model.init_args.loss_norm", "l2",
         "--model.init_args.time_distribution", "mixed",
@@ -127,6 +145,7 @@ MODELS = {
     # of mixed times with most of uniform times' training at large t (docs/timebridge.md,
     # "What the outlying classifiers find"); sampled on UPPER_GRID.
     "gp_l2_mixed20_upper": lambda dataset: [
+        *STATIONARY_KERNEL.get(dataset, []),
         *L1_CONFIG,
         "--model.init_args.loss_norm", "l2",
         "--model.init_args.time_distribution", "mixed",
@@ -136,6 +155,7 @@ MODELS = {
     # The same trained down to t = 1e-6 (the sampler's last time), where the bridge's noise
     # is 0.0002 in the protocol's units rather than 0.002 at t_min = 1e-4: the Stocks config.
     "gp_l2_mixed20_t1e6_upper": lambda dataset: [
+        *STATIONARY_KERNEL.get(dataset, []),
         *L1_CONFIG,
         "--model.init_args.loss_norm", "l2",
         "--model.init_args.time_distribution", "mixed",

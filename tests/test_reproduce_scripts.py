@@ -298,7 +298,12 @@ def _resolved(scripts: dict, dataset: str, variant: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("dataset", "variant"), [("stocks", "gp_l2_mixed20_t1e6_upper"), ("etth1", "gp_l2_upper")]
+    ("dataset", "variant"),
+    [
+        ("stocks", "gp_l2_mixed20_t1e6_upper"),
+        ("etth1", "gp_l2_upper"),
+        ("sines", "gp_empirical_l2_upper"),
+    ],
 )
 def test_the_configs_hold_their_best_measured_variant(
     scripts: dict, dataset: str, variant: str
@@ -328,15 +333,16 @@ def test_the_l1_variants_differ_from_the_configs_only_where_the_configs_moved(
 ) -> None:
     moved = {"loss_norm", "time_distribution", "log_fraction", "t_min", "sampler",
              "n_intervals", "upper_intervals", "churn"}  # fmt: skip
-    for dataset in ("stocks", "etth1"):
+    for dataset in ("stocks", "etth1", "sines"):
         settings, config = _resolved(scripts, dataset, "gp_l1"), _resolved(scripts, dataset, "gp")
         assert settings["loss_norm"] == "l1" and settings["sampler"] == "hybrid"
-        assert {k for k in settings if settings[k] != config[k]} <= moved
+        # Sines' config also left the stationary kernel, which its L1 variant keeps.
+        prior_moved = {"prior"} if dataset == "sines" else set()
+        assert {k for k in settings if settings[k] != config[k]} <= moved | prior_moved
+        assert settings["prior"]["init_args"]["kernel"] == "rbf"
         normal = _resolved(scripts, dataset, "normal_l1")
         assert normal.pop("prior") == "tsgen.priors.NormalPrior"
         assert {k: v for k, v in settings.items() if k != "prior"} == normal
-    # Sines' config never moved: there the L1 variant is the config itself.
-    assert _resolved(scripts, "sines", "gp_l1") == _resolved(scripts, "sines", "gp")
 
 
 def _fake_checkpoint(path: Path, **hyper_parameters: object) -> Path:
@@ -513,11 +519,11 @@ def test_nested_flags_are_read_as_the_cli_reads_them(scripts: dict, tmp_path: Pa
     from tsgen.models import TimeBridge
 
     arguments = scripts["runs"].model_arguments
-    sines = SCRIPTS.parent / "configs" / "timebridge" / "sines.yaml"
+    stocks = SCRIPTS.parent / "configs" / "timebridge" / "stocks.yaml"
     gp = "tsgen.priors.GaussianProcessPrior"
 
     def prior(*flags: str) -> Any:
-        return arguments(TimeBridge, sines, list(flags))["prior"]
+        return arguments(TimeBridge, stocks, list(flags))["prior"]
 
     short = prior("--model.init_args.prior.kernel", "empirical")
     assert short == prior("--model.init_args.prior.init_args.kernel", "empirical")
@@ -550,13 +556,13 @@ def test_a_prior_argument_left_to_its_default_is_compared_too(
     scripts: dict, tmp_path: Path
 ) -> None:
     runs = scripts["runs"]
-    sines = SCRIPTS.parent / "configs" / "timebridge" / "sines.yaml"
+    stocks = SCRIPTS.parent / "configs" / "timebridge" / "stocks.yaml"
     defaults = {"kernel": "empirical", "mode": "fit", "variance": None, "length_scale": None}
     saved = {**defaults, "noise_variance": 1e-6, "mean": None, "n_starts": 3, "max_iter": 500}
     prior = {"class_path": "tsgen.priors.GaussianProcessPrior", "init_args": saved}
     checkpoint = _fake_checkpoint(tmp_path / "last.ckpt", prior=prior)
     empirical = scripts["unconditional"].EMPIRICAL_COVARIANCE
-    runs.check_trained_like(checkpoint, sines, empirical)
+    runs.check_trained_like(checkpoint, stocks, empirical)
     # The run leaves noise_variance to its default (None): not the checkpoint's training.
     with pytest.raises(ValueError, match=r"prior noise_variance: checkpoint 1e-06, run None"):
-        runs.check_trained_like(checkpoint, sines, empirical[:2])
+        runs.check_trained_like(checkpoint, stocks, empirical[:2])
