@@ -47,6 +47,7 @@ MODEL_TITLES = {
         "TimeBridge, GP prior, squared error, mixed times (a fifth log-uniform) down to "
         "t = 1e-6, SDE, 100 intervals (25 above t = 0.5)"
     ),
+    "gp_empirical": "TimeBridge, GP prior with the windows' covariance, the dataset's config",
     "gp_empirical_l2_upper": (
         "TimeBridge, GP prior with the windows' covariance, squared error, SDE, "
         "100 intervals (25 above t = 0.5)"

@@ -515,6 +515,23 @@ def test_the_empirical_covariance_variant_changes_only_the_prior(scripts: dict) 
     }
 
 
+@pytest.mark.parametrize("dataset", ["stocks", "etth1"])
+def test_the_empirical_variant_is_the_config_with_the_windows_covariance(
+    scripts: dict, dataset: str
+) -> None:
+    variant = _resolved(scripts, dataset, "gp_empirical")
+    config = _resolved(scripts, dataset, "gp")
+    assert config["prior"]["init_args"]["kernel"] == "rbf"
+    assert variant["prior"]["init_args"] == {
+        **config["prior"]["init_args"],
+        "kernel": "empirical",
+        "noise_variance": pytest.approx(1e-6),
+    }
+    assert {k: v for k, v in variant.items() if k != "prior"} == {
+        k: v for k, v in config.items() if k != "prior"
+    }
+
+
 def test_nested_flags_are_read_as_the_cli_reads_them(scripts: dict, tmp_path: Path) -> None:
     from tsgen.models import TimeBridge
 
