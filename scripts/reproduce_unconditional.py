@@ -79,12 +79,11 @@ NORMAL_PRIOR = ["--model.init_args.prior", "tsgen.priors.NormalPrior"]
 # The stationary kernel that a dataset's config held before it moved to the windows'
 # covariance: the GP variants below that were run with it start from it, so that each still
 # names the prior of its committed records.
-STATIONARY_KERNEL = {
-    "sines": [
-        "--model.init_args.prior.init_args.kernel", "rbf",
-        "--model.init_args.prior.init_args.noise_variance", "null",
-    ],
-}  # fmt: skip
+_RBF = [
+    "--model.init_args.prior.init_args.kernel", "rbf",
+    "--model.init_args.prior.init_args.noise_variance", "null",
+]  # fmt: skip
+STATIONARY_KERNEL = {"sines": _RBF, "stocks": _RBF}
 # The GP prior with the per-step mean and the training windows' own covariance in place of the
 # stationary kernel, which misfits Sines (tsgen.priors.gp; docs/timebridge.md). The small noise
 # makes the nearly singular scatter of Sines' windows positive definite.
@@ -163,9 +162,10 @@ MODELS = {
         "--model.init_args.t_min", "1e-6",
         *UPPER_GRID,
     ],
-    # The dataset's config with EMPIRICAL_COVARIANCE (on Sines, where the config holds it, the
-    # same as gp): Stocks' stationary fit draws windows with two thirds of the data's variance
-    # and increments a third larger (docs/timebridge.md, "The windows' covariance on Stocks").
+    # The dataset's config with EMPIRICAL_COVARIANCE (the same as gp where the config holds it,
+    # Sines and Stocks): Stocks' stationary fit drew windows with two thirds of the data's
+    # variance and increments a third larger (docs/timebridge.md, "The windows' covariance on
+    # Stocks").
     "gp_empirical": lambda dataset: EMPIRICAL_COVARIANCE,
     # gp_l2_upper with EMPIRICAL_COVARIANCE.
     "gp_empirical_l2_upper": lambda dataset: [

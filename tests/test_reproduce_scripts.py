@@ -300,7 +300,7 @@ def _resolved(scripts: dict, dataset: str, variant: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("dataset", "variant"),
     [
-        ("stocks", "gp_l2_mixed20_t1e6_upper"),
+        ("stocks", "gp_empirical"),
         ("etth1", "gp_l2_upper"),
         ("sines", "gp_empirical_l2_upper"),
     ],
@@ -336,8 +336,9 @@ def test_the_l1_variants_differ_from_the_configs_only_where_the_configs_moved(
     for dataset in ("stocks", "etth1", "sines"):
         settings, config = _resolved(scripts, dataset, "gp_l1"), _resolved(scripts, dataset, "gp")
         assert settings["loss_norm"] == "l1" and settings["sampler"] == "hybrid"
-        # Sines' config also left the stationary kernel, which its L1 variant keeps.
-        prior_moved = {"prior"} if dataset == "sines" else set()
+        # Sines' and Stocks' configs also left the stationary kernel, which their L1 variants
+        # keep.
+        prior_moved = {"prior"} if dataset in ("sines", "stocks") else set()
         assert {k for k in settings if settings[k] != config[k]} <= moved | prior_moved
         assert settings["prior"]["init_args"]["kernel"] == "rbf"
         normal = _resolved(scripts, dataset, "normal_l1")
@@ -354,34 +355,34 @@ def test_a_run_directory_trained_with_other_settings_is_refused(
     scripts: dict, tmp_path: Path
 ) -> None:
     runs = scripts["runs"]
-    stocks = SCRIPTS.parent / "configs" / "timebridge" / "stocks.yaml"
-    config = _resolved(scripts, "stocks", "gp")
+    etth1 = SCRIPTS.parent / "configs" / "timebridge" / "etth1.yaml"
+    config = _resolved(scripts, "etth1", "gp")
     trained = {name: config[name] for name in ("loss_norm", "time_distribution", "t_min")}
     trained["prior"] = {"class_path": "tsgen.priors.GaussianProcessPrior", "init_args": {}}
     checkpoint = _fake_checkpoint(tmp_path / "last.ckpt", **trained)
-    runs.check_trained_like(checkpoint, stocks)
+    runs.check_trained_like(checkpoint, etth1)
     # An old L1 run left in the config's directory, or the normal prior's in the GP prior's.
-    with pytest.raises(ValueError, match=r"loss_norm: checkpoint 'l2', run 'l1'; time_distr"):
-        runs.check_trained_like(checkpoint, stocks, scripts["unconditional"].L1_CONFIG)
+    with pytest.raises(ValueError, match=r"loss_norm: checkpoint 'l2', run 'l1'"):
+        runs.check_trained_like(checkpoint, etth1, scripts["unconditional"].L1_CONFIG)
     normal = scripts["unconditional"].NORMAL_PRIOR
     with pytest.raises(ValueError, match=r"prior: checkpoint 'tsgen.priors.GaussianProcessPr"):
-        runs.check_trained_like(checkpoint, stocks, normal)
+        runs.check_trained_like(checkpoint, etth1, normal)
     # The prior's own arguments: the stationary kernel's run is not the empirical one's.
     trained["prior"]["init_args"] = {"kernel": "rbf", "noise_variance": None, "mode": "fit"}
     stationary = _fake_checkpoint(tmp_path / "rbf.ckpt", **trained)
-    runs.check_trained_like(stationary, stocks)
+    runs.check_trained_like(stationary, etth1)
     empirical = scripts["unconditional"].EMPIRICAL_COVARIANCE
     with pytest.raises(ValueError, match=r"prior kernel: checkpoint 'rbf', run 'empirical'; pr"):
-        runs.check_trained_like(stationary, stocks, empirical)
+        runs.check_trained_like(stationary, etth1, empirical)
     # Options a checkpoint predates are not compared.
-    runs.check_trained_like(_fake_checkpoint(tmp_path / "old.ckpt", seed=0), stocks)
+    runs.check_trained_like(_fake_checkpoint(tmp_path / "old.ckpt", seed=0), etth1)
     # Resuming refuses before any training starts.
     run_dir = tmp_path / "run"
     (run_dir / "checkpoints").mkdir(parents=True)
     _fake_checkpoint(run_dir / "checkpoints" / "last.ckpt", **trained)
     with pytest.raises(ValueError, match="a run directory left from another config or variant"):
         runs.train_chunked(
-            run_dir, stocks, normal, max_steps=20, chunk_steps=None, accelerator="cpu"
+            run_dir, etth1, normal, max_steps=20, chunk_steps=None, accelerator="cpu"
         )
 
 
@@ -515,12 +516,16 @@ def test_the_empirical_covariance_variant_changes_only_the_prior(scripts: dict) 
     }
 
 
-@pytest.mark.parametrize("dataset", ["stocks", "etth1"])
-def test_the_empirical_variant_is_the_config_with_the_windows_covariance(
-    scripts: dict, dataset: str
+@pytest.mark.parametrize(
+    ("dataset", "stationary"), [("stocks", "gp_l2_mixed20_t1e6_upper"), ("etth1", "gp")]
+)
+def test_the_empirical_variant_is_the_stationary_config_with_the_windows_covariance(
+    scripts: dict, dataset: str, stationary: str
 ) -> None:
+    """On Stocks the config moved to the windows' covariance: its RBF settings live on as the
+    variant its earlier record names."""
     variant = _resolved(scripts, dataset, "gp_empirical")
-    config = _resolved(scripts, dataset, "gp")
+    config = _resolved(scripts, dataset, stationary)
     assert config["prior"]["init_args"]["kernel"] == "rbf"
     assert variant["prior"]["init_args"] == {
         **config["prior"]["init_args"],
@@ -536,11 +541,11 @@ def test_nested_flags_are_read_as_the_cli_reads_them(scripts: dict, tmp_path: Pa
     from tsgen.models import TimeBridge
 
     arguments = scripts["runs"].model_arguments
-    stocks = SCRIPTS.parent / "configs" / "timebridge" / "stocks.yaml"
+    etth1 = SCRIPTS.parent / "configs" / "timebridge" / "etth1.yaml"
     gp = "tsgen.priors.GaussianProcessPrior"
 
     def prior(*flags: str) -> Any:
-        return arguments(TimeBridge, stocks, list(flags))["prior"]
+        return arguments(TimeBridge, etth1, list(flags))["prior"]
 
     short = prior("--model.init_args.prior.kernel", "empirical")
     assert short == prior("--model.init_args.prior.init_args.kernel", "empirical")
@@ -573,13 +578,13 @@ def test_a_prior_argument_left_to_its_default_is_compared_too(
     scripts: dict, tmp_path: Path
 ) -> None:
     runs = scripts["runs"]
-    stocks = SCRIPTS.parent / "configs" / "timebridge" / "stocks.yaml"
+    etth1 = SCRIPTS.parent / "configs" / "timebridge" / "etth1.yaml"
     defaults = {"kernel": "empirical", "mode": "fit", "variance": None, "length_scale": None}
     saved = {**defaults, "noise_variance": 1e-6, "mean": None, "n_starts": 3, "max_iter": 500}
     prior = {"class_path": "tsgen.priors.GaussianProcessPrior", "init_args": saved}
     checkpoint = _fake_checkpoint(tmp_path / "last.ckpt", prior=prior)
     empirical = scripts["unconditional"].EMPIRICAL_COVARIANCE
-    runs.check_trained_like(checkpoint, stocks, empirical)
+    runs.check_trained_like(checkpoint, etth1, empirical)
     # The run leaves noise_variance to its default (None): not the checkpoint's training.
     with pytest.raises(ValueError, match=r"prior noise_variance: checkpoint 1e-06, run None"):
-        runs.check_trained_like(checkpoint, stocks, empirical[:2])
+        runs.check_trained_like(checkpoint, etth1, empirical[:2])
