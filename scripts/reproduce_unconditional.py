@@ -85,8 +85,8 @@ _RBF = [
 ]  # fmt: skip
 STATIONARY_KERNEL = {"sines": _RBF, "stocks": _RBF}
 # The GP prior with the per-step mean and the training windows' own covariance in place of the
-# stationary kernel, which misfits Sines (tsgen.priors.gp; docs/timebridge.md). The small noise
-# makes the nearly singular scatter of Sines' windows positive definite.
+# stationary kernel, which misfits Sines and Stocks (tsgen.priors.gp; docs/timebridge.md). The
+# small noise makes the nearly singular scatter of Sines' windows positive definite.
 EMPIRICAL_COVARIANCE = [
     "--model.init_args.prior.init_args.kernel", "empirical",
     "--model.init_args.prior.init_args.noise_variance", "1e-6",
