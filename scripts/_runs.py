@@ -27,6 +27,7 @@ __all__ = [
     "COMMIT",
     "REPO",
     "RESULTS",
+    "UPPER_GRID",
     "apply_sampling",
     "checkpoint_steps",
     "config_steps",
@@ -47,6 +48,14 @@ RESULTS = REPO / "docs" / "results"
 TRAIN_LOG = "train_chunks.json"
 # The code that produced a record is the code at the script's start, not at the time of saving.
 COMMIT = git_commit()
+
+# Euler-Maruyama with 100 intervals, 25 of them spent evenly above t = 0.5 (docs/timebridge.md,
+# "A grid for both ends of the bridge").
+UPPER_GRID = [
+    "--model.init_args.sampler", "sde",
+    "--model.init_args.n_intervals", "100",
+    "--model.init_args.upper_intervals", "25",
+]  # fmt: skip
 
 
 def checkpoint_steps(checkpoint: Path) -> int:

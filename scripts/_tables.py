@@ -61,6 +61,9 @@ CONDITIONAL_METRICS = {
 }
 METHOD_TITLES = {
     "timebridge": "TimeBridge (interpolation prior)",
+    "timebridge_l2_upper": (
+        "TimeBridge (interpolation prior), squared error, SDE, 100 intervals (25 above t = 0.5)"
+    ),
     "interpolation": "interpolation prior alone",
     "last_value": "last observed value",
 }

@@ -6,6 +6,8 @@ prior alone and the last observed value, scored on the held-out entries of the t
     python scripts/reproduce_conditional.py train --datasets etth1 --tasks impute \\
         --accelerator gpu --chunk-steps 2000 --time-budget 540
     python scripts/reproduce_conditional.py evaluate --datasets stocks --runs-per-setting 5
+    python scripts/reproduce_conditional.py all --datasets stocks --tasks forecast \\
+        --models timebridge_l2_upper                        # a variant of the config
 
 Settings: imputation of windows of 24 with 70% of the entries missing at random (a fresh mask per
 run); forecasting of the last 24 steps of windows of 48 from the first 24. Per run ``r`` (0..4): the
@@ -17,6 +19,11 @@ for imputation, a unit that does not change with the random mask; of the 24 obse
 forecasting). A point baseline's CRPS is its MAE (the CRPS of a single value). For forecasting the
 interpolation prior *is* the last observed value (a trailing gap takes the nearest observation), so
 one baseline row stands for both.
+
+``--models`` picks the TimeBridge models: ``timebridge`` is the (dataset, task) config as it
+stands, trained in ``--runs/conditional/<dataset>/<task>/``; a variant (``MODELS``) is the config
+with command-line overrides, trained in ``.../<task>_<variant>/``. The baselines are scored beside
+every model and recorded with ``timebridge`` only (they do not depend on the model).
 
 Each run is saved in the run directory as it ends (``evaluation/run<r>.json``) and reused while
 the checkpoint and the sampling settings stay the same: an interrupted evaluation resumes, and
@@ -41,6 +48,7 @@ from _machine import device_description
 from _runs import (
     COMMIT,
     REPO,
+    UPPER_GRID,
     apply_sampling,
     check_trained_like,
     checkpoint_steps,
@@ -67,29 +75,43 @@ MISSING_RATIO = 0.7
 HISTORY = 24
 # What a saved run holds: a run saved before a change of the scores is scored again.
 SCORES = "mse and crps, original and instance units, overall and by feature"
+# The configs as they stand.
+DEFAULT_MODEL = "timebridge"
+# Model name -> command-line overrides of the (dataset, task) config.
+MODELS = {
+    DEFAULT_MODEL: [],
+    # The squared error and the grid that helped every unconditional config (docs/timebridge.md,
+    # "The squared-error loss" and "A grid for both ends of the bridge").
+    "timebridge_l2_upper": ["--model.init_args.loss_norm", "l2", *UPPER_GRID],
+}
 
 
 def _config(dataset: str, task: str) -> Path:
     return REPO / "configs" / "timebridge" / f"{dataset}_{task}.yaml"
 
 
-def _run_dir(runs: Path, dataset: str, task: str) -> Path:
-    return runs / "conditional" / dataset / task
+def _run_dir(runs: Path, dataset: str, task: str, model: str = DEFAULT_MODEL) -> Path:
+    """``.../<task>`` for the configs as they stand, ``.../<task>_<variant>`` for the model
+    ``timebridge_<variant>``."""
+    variant = model.removeprefix(f"{DEFAULT_MODEL}_")
+    name = task if model == DEFAULT_MODEL else f"{task}_{variant}"
+    return runs / "conditional" / dataset / name
 
 
 def train(args: argparse.Namespace) -> None:
     for dataset in args.datasets:
         for task in args.tasks:
-            config = _config(dataset, task)
-            train_chunked(
-                _run_dir(args.runs, dataset, task),
-                config,
-                [],
-                max_steps=args.max_steps or config_steps(config)[0],
-                chunk_steps=args.chunk_steps,
-                accelerator=args.accelerator,
-                time_budget_s=args.time_budget,
-            )
+            for model in args.models:
+                config = _config(dataset, task)
+                train_chunked(
+                    _run_dir(args.runs, dataset, task, model),
+                    config,
+                    MODELS[model],
+                    max_steps=args.max_steps or config_steps(config)[0],
+                    chunk_steps=args.chunk_steps,
+                    accelerator=args.accelerator,
+                    time_budget_s=args.time_budget,
+                )
 
 
 def _unit_scale(values: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
@@ -139,10 +161,11 @@ def _last_value(values: torch.Tensor, mask: torch.Tensor, fill: torch.Tensor) ->
 
 def _run_scores(
     model: Any, task: str, run: int, target: torch.Tensor, fill: torch.Tensor,
-    low: torch.Tensor, high: torch.Tensor, n_samples: int,
+    low: torch.Tensor, high: torch.Tensor, n_samples: int, name: str = DEFAULT_MODEL,
 ) -> tuple[dict[str, dict[str, float | list[float]]], float]:  # fmt: skip
-    """Run ``run`` of one setting: its mask (or the forecast split), TimeBridge's samples and
-    the baselines, scored. ``target``: the test windows ``(B, L, C)`` in original units.
+    """Run ``run`` of one setting: its mask (or the forecast split), the samples of ``model``
+    (scored as ``name``) and the baselines, scored. ``target``: the test windows ``(B, L, C)``
+    in original units.
 
     Returns:
         ``{method: {metric: value}}`` and TimeBridge's sampling time in seconds.
@@ -169,7 +192,7 @@ def _run_scores(
         history = target[:, None, :HISTORY].expand(-1, n_samples, -1, -1)
         samples = torch.cat([history, forecast.to(target.dtype)], dim=2)
         baselines = {"last_value": _last_value(target, mask, fill)}
-    predictions = {"timebridge": samples.to(target.dtype)}
+    predictions = {name: samples.to(target.dtype)}
     predictions.update({k: v[:, None] for k, v in baselines.items()})
     scores = {m: _scores(p, target, ~mask, low, high) for m, p in predictions.items()}
     return scores, wall
@@ -208,52 +231,62 @@ def evaluate_runs(args: argparse.Namespace) -> None:
         )
     for dataset in args.datasets:
         for task in args.tasks:
-            run_dir = _run_dir(args.runs, dataset, task)
-            checkpoint = run_dir / "checkpoints" / "last.ckpt"
-            steps = checkpoint_steps(checkpoint)
-            if steps == 0:
-                log.warning("no checkpoint in %s: train it first", run_dir)
-                continue
-            check_trained_like(checkpoint, _config(dataset, task))
-            model = load(checkpoint, map_location=device)
-            sampling = apply_sampling(model, _config(dataset, task))
-            datamodule = load_datamodule(checkpoint)
-            split = datamodule.test_split
-            target = split.raw  # (B, L, C) original units
-            low, high = split.scale.low, split.scale.high
-            fill = datamodule.train_split.raw.mean(dim=(0, 1))
-            key = {"checkpoint": _digest(checkpoint), "steps": steps, "samples": args.samples,
-                   "sampling": sampling, "test_windows": len(target), "scores": SCORES,
-                   "missing_ratio": MISSING_RATIO, "history": HISTORY}  # fmt: skip
-            paths = {run: run_dir / "evaluation" / f"run{run}.json" for run in wanted}
-            for run, path in paths.items():
-                if args.only_runs is not None and run not in args.only_runs:
-                    continue
-                if _saved_run(path, key) is None:
-                    scores, wall = _run_scores(
-                        model, task, run, target, fill, low, high, args.samples
-                    )
-                    write_json(path, {"key": key, "commit": COMMIT,
-                                      "device": device_description(device),
-                                      "wall_s": round(wall, 1), "scores": scores})  # fmt: skip
-                    log.info("%s %s run %d, instance MSE: %s", dataset, task, run, {
-                        m: round(v["mse_instance"], 5) for m, v in scores.items()
-                    })  # fmt: skip
-            # Read again at the end: another process may have scored runs meanwhile.
-            runs = {run: _saved_run(path, key) for run, path in paths.items()}
-            missing = [run for run, saved in runs.items() if saved is None]
-            if missing:
-                log.info("%s %s: runs %s not scored yet; no record written", dataset, task,
-                         missing)  # fmt: skip
-                continue
-            _save_records(dataset, task, run_dir, steps, sampling, args, target, runs)
+            for name in args.models:
+                _evaluate_setting(args, device, dataset, task, name, wanted)
+
+
+def _evaluate_setting(
+    args: argparse.Namespace, device: str, dataset: str, task: str, name: str, wanted: range
+) -> None:
+    """Score the runs of model ``name`` on (dataset, task) that are not saved yet; write its
+    records once every wanted run is saved."""
+    run_dir = _run_dir(args.runs, dataset, task, name)
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    steps = checkpoint_steps(checkpoint)
+    if steps == 0:
+        log.warning("no checkpoint in %s: train it first", run_dir)
+        return
+    check_trained_like(checkpoint, _config(dataset, task), MODELS[name])
+    model = load(checkpoint, map_location=device)
+    sampling = apply_sampling(model, _config(dataset, task), MODELS[name])
+    datamodule = load_datamodule(checkpoint)
+    split = datamodule.test_split
+    target = split.raw  # (B, L, C) original units
+    low, high = split.scale.low, split.scale.high
+    fill = datamodule.train_split.raw.mean(dim=(0, 1))
+    key = {"checkpoint": _digest(checkpoint), "steps": steps, "samples": args.samples,
+           "sampling": sampling, "test_windows": len(target), "scores": SCORES,
+           "missing_ratio": MISSING_RATIO, "history": HISTORY}  # fmt: skip
+    paths = {run: run_dir / "evaluation" / f"run{run}.json" for run in wanted}
+    for run, path in paths.items():
+        if args.only_runs is not None and run not in args.only_runs:
+            continue
+        if _saved_run(path, key) is None:
+            scores, wall = _run_scores(
+                model, task, run, target, fill, low, high, args.samples, name
+            )
+            write_json(path, {"key": key, "commit": COMMIT,
+                              "device": device_description(device),
+                              "wall_s": round(wall, 1), "scores": scores})  # fmt: skip
+            log.info("%s %s run %d, instance MSE: %s", dataset, task, run, {
+                m: round(v["mse_instance"], 5) for m, v in scores.items()
+            })  # fmt: skip
+    # Read again at the end: another process may have scored runs meanwhile.
+    runs = {run: _saved_run(path, key) for run, path in paths.items()}
+    missing = [run for run, saved in runs.items() if saved is None]
+    if missing:
+        log.info("%s %s %s: runs %s not scored yet; no record written", dataset, task, name,
+                 missing)  # fmt: skip
+        return
+    _save_records(dataset, task, name, run_dir, steps, sampling, args, target, runs)
 
 
 def _save_records(
-    dataset: str, task: str, run_dir: Path, steps: int, sampling: dict[str, Any],
+    dataset: str, task: str, name: str, run_dir: Path, steps: int, sampling: dict[str, Any],
     args: argparse.Namespace, target: torch.Tensor, runs: dict[int, dict[str, Any]],
 ) -> None:  # fmt: skip
-    """One record per method from the scored runs (``runs[r]``: a saved run)."""
+    """The record of model ``name`` from the scored runs (``runs[r]``: a saved run), and with
+    the configs as they stand the baselines' records too."""
     ordered = [runs[run] for run in sorted(runs)]
     setting = (
         f"{MISSING_RATIO:.0%} of the entries missing at random, windows of {target.shape[1]}"
@@ -262,12 +295,14 @@ def _save_records(
     )
     devices = sorted({run["device"] for run in ordered})
     wall = sum(run["wall_s"] for run in ordered)
-    for method in ordered[0]["scores"]:
+    methods = list(ordered[0]["scores"]) if name == DEFAULT_MODEL else [name]
+    for method in methods:
         metrics: dict[str, list[Any]] = {}
         for run in ordered:
-            for name, value in run["scores"][method].items():
-                metrics.setdefault(name, []).append(value)
-        if method == "timebridge":
+            for metric, value in run["scores"][method].items():
+                metrics.setdefault(metric, []).append(value)
+        model = method == name
+        if model:
             provenance = (
                 f"{steps} of {config_steps(_config(dataset, task))[0]} steps trained; "
                 f"{args.samples} samples per window ({sampling['sampler']}, "
@@ -284,11 +319,12 @@ def _save_records(
             "test_windows": len(target),
             "runs": len(ordered),
             "seeds": sorted(runs),
-            "samples_per_window": args.samples if method == "timebridge" else 1,
-            "sampling": sampling if method == "timebridge" else {},
+            "samples_per_window": args.samples if model else 1,
+            "sampling": sampling if model else {},
             "config": str(_config(dataset, task).relative_to(REPO)),
+            "overrides": MODELS[name] if model else [],
             "steps_trained": steps,
-            "training": training_record(run_dir) if method == "timebridge" else [],
+            "training": training_record(run_dir) if model else [],
             "precision": "float32",
             "device": " and ".join(devices),
             "metrics": metrics,
@@ -306,6 +342,13 @@ def main() -> None:
     parser = run_parser(__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=tuple(MODELS),
+        default=[DEFAULT_MODEL],
+        help="TimeBridge models: the configs as they stand, or variants of them",
+    )
     parser.add_argument("--runs-per-setting", type=int, default=5)
     parser.add_argument("--samples", type=int, default=20, help="samples per test window")
     parser.add_argument(

@@ -32,6 +32,7 @@ import torch
 from _machine import device_description
 from _runs import (
     REPO,
+    UPPER_GRID,
     apply_sampling,
     check_trained_like,
     checkpoint_steps,
@@ -54,13 +55,6 @@ DATASETS = ("sines", "stocks", "etth1")
 # The reference's best sigma_data per dataset (timebridge.md); without the preconditioning it
 # only sets the loss weight.
 REFERENCE_SIGMA_DATA = {"sines": 0.5, "stocks": 0.1, "etth1": 0.1}
-# Euler-Maruyama with 100 intervals, 25 of them spent evenly above t = 0.5 (docs/timebridge.md,
-# "A grid for both ends of the bridge").
-UPPER_GRID = [
-    "--model.init_args.sampler", "sde",
-    "--model.init_args.n_intervals", "100",
-    "--model.init_args.upper_intervals", "25",
-]  # fmt: skip
 # The settings the configs held before they moved to the squared error (Stocks and ETTh1, then
 # Sines): the reference's L1 loss with uniform times down to 1e-4, sampled by the hybrid
 # sampler on 40 intervals. The variants below that were run with those configs start

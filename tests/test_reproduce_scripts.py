@@ -428,20 +428,20 @@ def test_conditional_runs_are_shared_between_processes_and_reused(
     datamodule = SimpleNamespace(test_split=split, train_split=SimpleNamespace(raw=raw))
     records: list[dict] = []
     monkeypatch.setattr(module, "checkpoint_steps", lambda checkpoint: 10)
-    monkeypatch.setattr(module, "check_trained_like", lambda checkpoint, config: None)
+    monkeypatch.setattr(module, "check_trained_like", lambda checkpoint, config, flags: None)
     monkeypatch.setattr(module, "load", lambda checkpoint, map_location: model)
     monkeypatch.setattr(module, "load_datamodule", lambda checkpoint: datamodule)
-    monkeypatch.setattr(module, "apply_sampling", lambda model, config: {
+    monkeypatch.setattr(module, "apply_sampling", lambda model, config, flags: {
         "sampler": "hybrid", "n_intervals": 4, "rho": 14.0, "sample_t_min": 1e-6})  # fmt: skip
     monkeypatch.setattr(module, "save_record", lambda kind, name, record: records.append(record))
     checkpoint = tmp_path / "conditional" / "stocks" / "impute" / "checkpoints" / "last.ckpt"
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_bytes(b"weights")
 
-    def evaluate(only_runs: list[int] | None) -> None:
+    def evaluate(only_runs: list[int] | None, models: tuple[str, ...] = ("timebridge",)) -> None:
         module.evaluate_runs(argparse.Namespace(
             datasets=["stocks"], tasks=["impute"], runs=tmp_path, device="cpu",
-            runs_per_setting=3, samples=4, only_runs=only_runs,
+            runs_per_setting=3, samples=4, only_runs=only_runs, models=list(models),
         ))  # fmt: skip
 
     evaluate([0])  # one process's share: saved, but no record until every run is scored
@@ -467,10 +467,32 @@ def test_conditional_runs_are_shared_between_processes_and_reused(
     checkpoint.write_bytes(b"retrained")  # another checkpoint: nothing saved applies to it
     evaluate(None)
     assert model.calls == 6
+
+    # A variant: its own run directory, and a record of its own without the baselines'.
+    variant = tmp_path / "conditional" / "stocks" / "impute_l2_upper" / "checkpoints"
+    variant.mkdir(parents=True)
+    (variant / "last.ckpt").write_bytes(b"variant")
+    records.clear()
+    evaluate(None, models=("timebridge_l2_upper",))
+    assert model.calls == 9
+    assert [r["method"] for r in records] == ["timebridge_l2_upper"]
+    assert records[0]["overrides"] == module.MODELS["timebridge_l2_upper"]
+    assert len(list((variant.parent / "evaluation").glob("run*.json"))) == 3
     with pytest.raises(ValueError, match="--only-runs must name runs below"):
         evaluate([3])
     with pytest.raises(ValueError, match="--runs-per-setting must be at least 1; got 0"):
         module.evaluate_runs(argparse.Namespace(runs_per_setting=0, only_runs=None, device="cpu"))
+
+
+def test_every_conditional_model_has_a_title_and_a_run_directory(
+    scripts: dict, tmp_path: Path
+) -> None:
+    module = scripts["conditional"]
+    assert set(module.MODELS) <= set(scripts["tables"].METHOD_TITLES)
+    directories = {module._run_dir(tmp_path, "stocks", "forecast", m) for m in module.MODELS}
+    assert len(directories) == len(module.MODELS)
+    assert module._run_dir(tmp_path, "stocks", "forecast", "timebridge").name == "forecast"
+    assert module.MODELS["timebridge_l2_upper"][:2] == ["--model.init_args.loss_norm", "l2"]
 
 
 def test_scores_say_which_feature_the_error_comes_from(scripts: dict) -> None:
