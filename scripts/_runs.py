@@ -33,6 +33,7 @@ __all__ = [
     "config_steps",
     "interval",
     "load_records",
+    "other_training_note",
     "run_command",
     "run_parser",
     "save_record",
@@ -318,6 +319,21 @@ def training_record(run_dir: Path) -> list[dict[str, Any]]:
     """The chunks logged by :func:`train_chunked` for a run (empty if none)."""
     path = run_dir / TRAIN_LOG
     return json.loads(path.read_text()) if path.is_file() else []
+
+
+def other_training_note(training: list[dict[str, Any]], overrides: Sequence[str]) -> str | None:
+    """What a record says of a checkpoint whose training chunks (``training``, from
+    :func:`training_record`) ran with other overrides than the ``overrides`` it is scored with: a
+    run directory copied from a variant whose settings the config has since taken, which
+    :func:`check_trained_like` accepts. ``None`` when every chunk ran with ``overrides``."""
+    others = sorted({tuple(chunk["overrides"]) for chunk in training} - {tuple(overrides)})
+    if not others:
+        return None
+    ran = " and ".join(f"`{' '.join(flags)}`" if flags else "no overrides" for flags in others)
+    return (
+        f"trained with {ran} (the checkpoint's settings match this model's, as checked: the "
+        "config has taken them since)"
+    )
 
 
 def save_record(kind: str, name: str, record: dict[str, Any]) -> Path:

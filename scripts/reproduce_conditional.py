@@ -53,6 +53,7 @@ from _runs import (
     check_trained_like,
     checkpoint_steps,
     config_steps,
+    other_training_note,
     run_command,
     run_parser,
     save_record,
@@ -309,6 +310,9 @@ def _save_records(
                 f"{sampling['n_intervals']} intervals, {sampling_grid(sampling)}) on "
                 f"{' and '.join(devices)}, {wall:.0f} s for {len(ordered)} runs"
             )
+            note = other_training_note(training_record(run_dir), MODELS[name])
+            if note is not None:
+                provenance = f"{note}; {provenance}"
         else:
             provenance = "deterministic point prediction; CRPS = MAE"
         record = {

@@ -37,6 +37,7 @@ from _runs import (
     check_trained_like,
     checkpoint_steps,
     config_steps,
+    other_training_note,
     run_command,
     run_parser,
     save_record,
@@ -235,13 +236,17 @@ def evaluate_runs(args: argparse.Namespace) -> None:
                 settings = apply_sampling(network, _config(dataset), MODELS[model](dataset))
                 tick = time.perf_counter()
                 fake = network.sample(len(real), seed=SEED).cpu().numpy()
+                training = training_record(run_dir)
+                note = other_training_note(training, MODELS[_trained_as(model)](dataset))
+                if note is not None:
+                    record["checkpoint_note"] = note
                 record.update(
                     config=str(_config(dataset).relative_to(REPO)),
                     overrides=MODELS[model](dataset),
                     trained_as=_trained_as(model),
                     steps_trained=steps,
                     steps_planned=config_steps(_config(dataset))[0],
-                    training=training_record(run_dir),
+                    training=training,
                     sampling={
                         "n": len(real),
                         "seed": SEED,

@@ -402,6 +402,20 @@ def test_a_record_says_where_its_checkpoint_came_from(scripts: dict) -> None:
     assert scripts["tables"]._provenance(record).startswith("a copy of gp_l2's run; 10000 of")
 
 
+def test_a_checkpoint_trained_with_other_overrides_is_noted(scripts: dict) -> None:
+    note = scripts["runs"].other_training_note
+    kernel = ["--model.init_args.prior.init_args.kernel", "empirical"]
+    chunks = [{"overrides": kernel}, {"overrides": kernel}]
+    assert note(chunks, kernel) is None
+    assert note([], []) is None  # no chunk log: nothing to say
+    said = note(chunks, [])
+    assert said is not None
+    assert said.startswith("trained with `--model.init_args.prior.init_args.kernel empirical` (")
+    assert note([{"overrides": []}, *chunks], ["--x", "1"]).startswith(
+        "trained with no overrides and `--model"
+    )
+
+
 class _CountingImputer:
     """Stands in for a trained TimeBridge: fills hidden entries with the observed mean plus
     seeded noise, counting its calls."""
