@@ -161,7 +161,7 @@ def apply_sampling(model: Any, config: Path, overrides: Sequence[str] = ()) -> d
 TRAINING_OPTIONS = (
     "task", "prior", "loss_norm", "loss_weight", "fourier_weight", "time_distribution",
     "log_fraction", "t_min", "time_input", "preconditioning", "sigma_data", "lr", "seed",
-    "scale_floor",
+    "scale_floor", "fallback_span",
 )  # fmt: skip
 
 

@@ -64,6 +64,10 @@ METHOD_TITLES = {
     "timebridge_l2_upper": (
         "TimeBridge (interpolation prior), squared error, SDE, 100 intervals (25 above t = 0.5)"
     ),
+    "timebridge_l2_upper_window_fallback": (
+        "TimeBridge (interpolation prior), squared error, SDE, 100 intervals (25 above t = 0.5), "
+        "a lone observed value scaled over the median window range"
+    ),
     "interpolation": "interpolation prior alone",
     "last_value": "last observed value",
 }

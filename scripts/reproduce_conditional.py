@@ -84,7 +84,13 @@ MODELS = {
     # The squared error and the grid that helped every unconditional config (docs/timebridge.md,
     # "The squared-error loss" and "A grid for both ends of the bridge").
     "timebridge_l2_upper": ["--model.init_args.loss_norm", "l2", *UPPER_GRID],
-}
+    # The same with features of fewer than two distinct observed values scaled over their
+    # median window range, not their global range (docs/timebridge.md, "The fallback scale").
+    "timebridge_l2_upper_window_fallback": [
+        "--model.init_args.loss_norm", "l2", *UPPER_GRID,
+        "--model.init_args.fallback_span", "window",
+    ],
+}  # fmt: skip
 
 
 def _config(dataset: str, task: str) -> Path:

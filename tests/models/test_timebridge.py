@@ -665,6 +665,49 @@ def test_a_scale_floor_keeps_hidden_values_near_the_unit_range(tmp_path) -> None
     assert float(floored) <= bound < float(free)
 
 
+@pytest.mark.parametrize("fallback", ["global", "window"])
+def test_a_feature_with_one_observed_value_is_scaled_over_the_fallback_span(fallback) -> None:
+    """Inference and training (``_rescale_from`` in the global model space) scale a feature
+    with fewer than two distinct observed values alike: about its value, over the feature's
+    global range or its median window range."""
+    from tsgen.models.timebridge import _rescale_from
+
+    model = _model(
+        prior=InterpolationPrior(), task="impute", scaling="instance", fallback_span=fallback
+    )
+    generator = torch.Generator().manual_seed(0)
+    series = 10 + 4 * torch.rand(3, 12, 2, generator=generator, dtype=torch.float64)
+    model.scaler.fit(series)
+    model.window_span.copy_(torch.tensor([0.25, 0.5]))
+    mask = torch.ones_like(series, dtype=torch.bool)
+    mask[:, :, 0] = False
+    mask[:, 4, 0] = True  # feature 0: one observed value; feature 1: all observed
+    _, _, scale = model._conditional_inputs(series, mask, "impute")
+    low, high = scale.low.squeeze(1), scale.high.squeeze(1)  # (3, 2)
+    data_span = model.scaler.data_max - model.scaler.data_min
+    expected = data_span[0] * (0.25 / 2 if fallback == "window" else 1.0)
+    torch.testing.assert_close(high[:, 0] - low[:, 0], expected.expand(3).to(series))
+    torch.testing.assert_close((high + low)[:, 0] / 2, series[:, 4, 0])
+    torch.testing.assert_close(low[:, 1], series[:, :, 1].amin(dim=1))
+    training = _rescale_from(model.scaler.transform(series), mask, None, model._fallback_span())
+    torch.testing.assert_close(training, scale.transform(series))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"fallback_span": "median"}, "fallback_span must be 'global' or 'window'; got 'median'"),
+        (
+            {"fallback_span": "window", "scaling": "global"},
+            "fallback_span='window' applies to scaling='instance' only; got scaling='global'",
+        ),
+    ],
+)
+def test_a_bad_fallback_span_is_named(options, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        _model(prior=InterpolationPrior(), task="impute", **options)
+
+
 def test_a_checkpoint_from_before_the_scale_floor_loads_without_one() -> None:
     model = _model(prior=InterpolationPrior(), task="impute", scaling="instance")
     state = {k: v for k, v in model.state_dict().items() if k != "window_span"}
