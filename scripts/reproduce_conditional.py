@@ -78,17 +78,17 @@ HISTORY = 24
 SCORES = "mse and crps, original and instance units, overall and by feature"
 # The configs as they stand.
 DEFAULT_MODEL = "timebridge"
+# The squared error and the grid that helped every unconditional config (docs/timebridge.md,
+# "The squared-error loss" and "A grid for both ends of the bridge").
+_L2_UPPER = ["--model.init_args.loss_norm", "l2", *UPPER_GRID]
 # Model name -> command-line overrides of the (dataset, task) config.
 MODELS = {
     DEFAULT_MODEL: [],
-    # The squared error and the grid that helped every unconditional config (docs/timebridge.md,
-    # "The squared-error loss" and "A grid for both ends of the bridge").
-    "timebridge_l2_upper": ["--model.init_args.loss_norm", "l2", *UPPER_GRID],
+    "timebridge_l2_upper": _L2_UPPER,
     # The same with features of fewer than two distinct observed values scaled over their
     # median window range, not their global range (docs/timebridge.md, "The fallback scale").
     "timebridge_l2_upper_window_fallback": [
-        "--model.init_args.loss_norm", "l2", *UPPER_GRID,
-        "--model.init_args.fallback_span", "window",
+        *_L2_UPPER, "--model.init_args.fallback_span", "window",
     ],
 }  # fmt: skip
 
@@ -302,6 +302,7 @@ def _save_records(
     )
     devices = sorted({run["device"] for run in ordered})
     wall = sum(run["wall_s"] for run in ordered)
+    training = training_record(run_dir)
     methods = list(ordered[0]["scores"]) if name == DEFAULT_MODEL else [name]
     for method in methods:
         metrics: dict[str, list[Any]] = {}
@@ -316,7 +317,7 @@ def _save_records(
                 f"{sampling['n_intervals']} intervals, {sampling_grid(sampling)}) on "
                 f"{' and '.join(devices)}, {wall:.0f} s for {len(ordered)} runs"
             )
-            note = other_training_note(training_record(run_dir), MODELS[name])
+            note = other_training_note(training, MODELS[name])
             if note is not None:
                 provenance = f"{note}; {provenance}"
         else:
@@ -334,7 +335,7 @@ def _save_records(
             "config": str(_config(dataset, task).relative_to(REPO)),
             "overrides": MODELS[name] if model else [],
             "steps_trained": steps,
-            "training": training_record(run_dir) if model else [],
+            "training": training if model else [],
             "precision": "float32",
             "device": " and ".join(devices),
             "metrics": metrics,

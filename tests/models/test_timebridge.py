@@ -696,7 +696,10 @@ def test_a_feature_with_one_observed_value_is_scaled_over_the_fallback_span(fall
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"fallback_span": "median"}, "fallback_span must be 'global' or 'window'; got 'median'"),
+        (
+            {"fallback_span": "median"},
+            r"fallback_span must be one of \('global', 'window'\); got 'median'",
+        ),
         (
             {"fallback_span": "window", "scaling": "global"},
             "fallback_span='window' applies to scaling='instance' only; got scaling='global'",

@@ -318,6 +318,7 @@ class TimeBridge(LightningModule):
             check_int(name, value, minimum=minimum)
         check_choice("task", task, ("generate", "impute", "forecast"))
         check_choice("scaling", scaling, ("global", "instance"))
+        check_choice("fallback_span", fallback_span, ("global", "window"))
         check_choice("loss_norm", loss_norm, LOSS_NORMS)
         check_choice("loss_weight", loss_weight, ("bridge", "bridge_l1", "uniform"))
         check_choice("time_distribution", time_distribution, TIME_DISTRIBUTIONS)
@@ -354,8 +355,6 @@ class TimeBridge(LightningModule):
                 f"scale_floor applies to scaling='instance' only; got scale_floor={scale_floor!r} "
                 f"with scaling={scaling!r}"
             )
-        if fallback_span not in ("global", "window"):
-            raise ValueError(f"fallback_span must be 'global' or 'window'; got {fallback_span!r}")
         if fallback_span == "window" and scaling != "instance":
             raise ValueError(
                 "fallback_span='window' applies to scaling='instance' only; got "
