@@ -81,14 +81,25 @@ DEFAULT_MODEL = "timebridge"
 # The squared error and the grid that helped every unconditional config (docs/timebridge.md,
 # "The squared-error loss" and "A grid for both ends of the bridge").
 _L2_UPPER = ["--model.init_args.loss_norm", "l2", *UPPER_GRID]
-# Model name -> command-line overrides of the (dataset, task) config.
+# Model name -> command-line overrides of the (dataset, task) config. Each variant names every
+# setting it stands for, so that it means the same whichever of them a config holds.
 MODELS = {
     DEFAULT_MODEL: [],
-    "timebridge_l2_upper": _L2_UPPER,
+    "timebridge_l2_upper": [*_L2_UPPER, "--model.init_args.fallback_span", "global"],
     # The same with features of fewer than two distinct observed values scaled over their
-    # median window range, not their global range (docs/timebridge.md, "The fallback scale").
+    # median window range, not their global range (docs/timebridge.md, "The fallback scale"):
+    # the imputation configs as they stand.
     "timebridge_l2_upper_window_fallback": [
         *_L2_UPPER, "--model.init_args.fallback_span", "window",
+    ],
+    # The imputation configs before they took the three above: the reference's absolute
+    # error, the hybrid sampler on 40 intervals of the rho grid, the global fallback scale.
+    "timebridge_l1_hybrid": [
+        "--model.init_args.loss_norm", "l1",
+        "--model.init_args.sampler", "hybrid",
+        "--model.init_args.n_intervals", "40",
+        "--model.init_args.upper_intervals", "0",
+        "--model.init_args.fallback_span", "global",
     ],
 }  # fmt: skip
 
