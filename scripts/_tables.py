@@ -61,8 +61,13 @@ CONDITIONAL_METRICS = {
 }
 METHOD_TITLES = {
     "timebridge": "TimeBridge (interpolation prior)",
+    "timebridge_l1_hybrid": (
+        "TimeBridge (interpolation prior), absolute error, hybrid, 40 intervals, a lone observed "
+        "value scaled over the global range"
+    ),
     "timebridge_l2_upper": (
-        "TimeBridge (interpolation prior), squared error, SDE, 100 intervals (25 above t = 0.5)"
+        "TimeBridge (interpolation prior), squared error, SDE, 100 intervals (25 above t = 0.5), "
+        "a lone observed value scaled over the global range"
     ),
     "timebridge_l2_upper_window_fallback": (
         "TimeBridge (interpolation prior), squared error, SDE, 100 intervals (25 above t = 0.5), "

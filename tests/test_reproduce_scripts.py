@@ -509,6 +509,32 @@ def test_every_conditional_model_has_a_title_and_a_run_directory(
     assert module.MODELS["timebridge_l2_upper"][:2] == ["--model.init_args.loss_norm", "l2"]
 
 
+@pytest.mark.parametrize("dataset", ["stocks", "etth1"])
+def test_conditional_variants_mean_the_same_whichever_config_they_change(
+    scripts: dict, dataset: str
+) -> None:
+    from tsgen.models import TimeBridge
+
+    module = scripts["conditional"]
+    config = module._config(dataset, "impute")
+
+    def arguments(model: str) -> dict:
+        return scripts["runs"].model_arguments(TimeBridge, config, module.MODELS[model])
+
+    # The imputation configs hold the window-fallback variant's settings ...
+    assert arguments("timebridge") == arguments("timebridge_l2_upper_window_fallback")
+    # ... and timebridge_l1_hybrid their earlier ones (the records renamed to it).
+    earlier = arguments("timebridge_l1_hybrid")
+    assert {k: earlier[k] for k in ("loss_norm", "sampler", "n_intervals", "upper_intervals")} == {
+        "loss_norm": "l1", "sampler": "hybrid", "n_intervals": 40, "upper_intervals": 0
+    }  # fmt: skip
+    assert (earlier["fallback_span"], arguments("timebridge_l2_upper")["fallback_span"]) == (
+        "global", "global"
+    )  # fmt: skip
+    changed = {k for k in earlier if earlier[k] != arguments("timebridge")[k]}
+    assert changed == {"loss_norm", "sampler", "n_intervals", "upper_intervals", "fallback_span"}
+
+
 def test_scores_say_which_feature_the_error_comes_from(scripts: dict) -> None:
     target = torch.zeros(2, 4, 2, dtype=torch.float64)
     target[:, 0] = 1.0  # every window and feature spans [0, 1]: instance units = original
