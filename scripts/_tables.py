@@ -73,6 +73,10 @@ METHOD_TITLES = {
         "TimeBridge (interpolation prior), squared error, SDE, 100 intervals (25 above t = 0.5), "
         "a lone observed value scaled over the median window range"
     ),
+    "timebridge_l2_upper_window_fallback_mixed": (
+        "TimeBridge (interpolation prior), squared error, SDE, 100 intervals (25 above t = 0.5), "
+        "a lone observed value scaled over the median window range, mixed times down to 1e-6"
+    ),
     "interpolation": "interpolation prior alone",
     "last_value": "last observed value",
 }

@@ -92,6 +92,15 @@ MODELS = {
     "timebridge_l2_upper_window_fallback": [
         *_L2_UPPER, "--model.init_args.fallback_span", "window",
     ],
+    # The same with a fifth of the training times log-uniform, down to the sampler's last time,
+    # which kept Stocks' exact column relations in unconditional generation (docs/timebridge.md,
+    # "What the outlying classifiers find").
+    "timebridge_l2_upper_window_fallback_mixed": [
+        *_L2_UPPER, "--model.init_args.fallback_span", "window",
+        "--model.init_args.time_distribution", "mixed",
+        "--model.init_args.log_fraction", "0.2",
+        "--model.init_args.t_min", "1e-6",
+    ],
     # The imputation configs before they took the three above: the reference's absolute
     # error, the hybrid sampler on 40 intervals of the rho grid, the global fallback scale.
     "timebridge_l1_hybrid": [
