@@ -77,6 +77,10 @@ METHOD_TITLES = {
         "TimeBridge (interpolation prior), squared error, SDE, 100 intervals (25 above t = 0.5), "
         "a lone observed value scaled over the median window range, mixed times down to 1e-6"
     ),
+    "timebridge_l2_upper_window_fallback_floor": (
+        "TimeBridge (interpolation prior), squared error, SDE, 100 intervals (25 above t = 0.5), "
+        "a lone observed value scaled over the median window range, scale floor 0.5"
+    ),
     "interpolation": "interpolation prior alone",
     "last_value": "last observed value",
 }

@@ -101,6 +101,12 @@ MODELS = {
         "--model.init_args.log_fraction", "0.2",
         "--model.init_args.t_min", "1e-6",
     ],
+    # The window-fallback settings with each window's feature scaled over at least half its
+    # median window range, as etth1_impute.yaml has it (docs/timebridge.md, "The floor, measured").
+    "timebridge_l2_upper_window_fallback_floor": [
+        *_L2_UPPER, "--model.init_args.fallback_span", "window",
+        "--model.init_args.scale_floor", "0.5",
+    ],
     # The imputation configs before they took the three above: the reference's absolute
     # error, the hybrid sampler on 40 intervals of the rho grid, the global fallback scale.
     "timebridge_l1_hybrid": [
