@@ -81,6 +81,10 @@ METHOD_TITLES = {
         "TimeBridge (interpolation prior), squared error, SDE, 100 intervals (25 above t = 0.5), "
         "a lone observed value scaled over the median window range, scale floor 0.5"
     ),
+    "timebridge_l2_upper_window_fallback_price_floor": (
+        "TimeBridge (interpolation prior), squared error, SDE, 100 intervals (25 above t = 0.5), "
+        "a lone observed value scaled over the median window range, scale floor 0.5 on the prices"
+    ),
     "interpolation": "interpolation prior alone",
     "last_value": "last observed value",
 }

@@ -425,6 +425,9 @@ def test_unconditional_models_refuse_conditional_calls(trained):
         ({"sample_t_min": 1.0}, r"sample_t_min must be None or a number in \(0, "),
         ({"churn": 1.5}, r"churn must be a number in \[0, 1\]"),
         ({"scale_floor": -0.5}, "scale_floor must be a finite number >= 0"),
+        ({"scale_floor": [0.5, 0.5, 0.5]}, "a list of n_features=2 of them; got"),
+        ({"scale_floor": [0.5, -1.0]}, "scale_floor must be a finite number >= 0"),
+        ({"scale_floor": [0.5, 0.0]}, "scale_floor applies to scaling='instance' only"),
         ({"scale_floor": 0.5}, "scale_floor applies to scaling='instance' only"),
     ],
 )
@@ -663,6 +666,31 @@ def test_a_scale_floor_keeps_hidden_values_near_the_unit_range(tmp_path) -> None
     # A window's full range is at most max(range) / (0.5 * median range) floors wide.
     bound = 1 + 2 * float(((windows.amax(1) - windows.amin(1)) / (0.5 * span)).max())
     assert float(floored) <= bound < float(free)
+
+
+def test_a_list_of_scale_floors_floors_each_feature_by_its_own() -> None:
+    """``scale_floor=[f_0, ..., f_C-1]``: feature ``c`` is scaled over at least ``f_c`` of its
+    median window range, and a 0 leaves it unfloored, as ``scale_floor=0`` does."""
+    from tsgen.models.timebridge import _rescale_from
+
+    options = {"prior": InterpolationPrior(), "task": "impute", "scaling": "instance"}
+    model = _model(**options, scale_floor=[0.5, 0.0])
+    unfloored, uniform = _model(**options), _model(**options, scale_floor=0.5)
+    for m in (model, unfloored, uniform):
+        m.window_span.copy_(torch.tensor([0.8, 0.6]))
+    torch.testing.assert_close(model._scale_floor(), torch.tensor([0.4, 0.0]))
+    assert _model(**options, scale_floor=[0.0, 0.0])._scale_floor() is None
+    # Nearly constant observed values: the floored feature is widened, the other is not.
+    windows = 0.01 * torch.randn(4, 12, 2, generator=torch.Generator().manual_seed(0))
+    observed = torch.ones_like(windows, dtype=torch.bool)
+    by_feature = _rescale_from(windows, observed, model._scale_floor())
+    alone = {
+        "floored": _rescale_from(windows, observed, uniform._scale_floor()),
+        "free": _rescale_from(windows, observed, unfloored._scale_floor()),
+    }
+    torch.testing.assert_close(by_feature[..., 0], alone["floored"][..., 0])
+    torch.testing.assert_close(by_feature[..., 1], alone["free"][..., 1])
+    assert float(by_feature[..., 0].abs().amax()) < 0.5 < float(by_feature[..., 1].abs().amax())
 
 
 @pytest.mark.parametrize("fallback", ["global", "window"])

@@ -168,7 +168,9 @@ class TimeBridge(LightningModule):
             scaled over, as a fraction of the feature's median window range in the training
             data (``window_span``); ``0`` scales every window over its observed range, however
             narrow, which with many entries hidden puts hidden values up to hundreds of units
-            outside ``[-1, 1]`` (docs/timebridge.md, "Imputation on ETTh1").
+            outside ``[-1, 1]`` (docs/timebridge.md, "Imputation on ETTh1"). A list gives
+            each of the ``n_features`` its own (on Stocks a floor helped the prices and hurt the
+            volume: "The floor per feature").
         fallback_span: under ``"instance"`` scaling, the range a window's feature is scaled over
             where it has fewer than two distinct observed values: ``"global"`` (the feature's
             range over the whole series) or ``"window"`` (its median window range,
@@ -262,7 +264,7 @@ class TimeBridge(LightningModule):
         task: Task = "generate",
         horizon: int = 0,
         scaling: Literal["global", "instance"] = "global",
-        scale_floor: float = 0.0,
+        scale_floor: float | list[float] = 0.0,
         fallback_span: Literal["global", "window"] = "global",
         sigma_data: float = 0.5,
         preconditioning: bool = True,
@@ -348,9 +350,19 @@ class TimeBridge(LightningModule):
                 "original units through the global scaler, and instance-scaled windows have no "
                 "single scale to return to"
             )
-        if not (isinstance(scale_floor, (int, float)) and 0 <= scale_floor < math.inf):
-            raise ValueError(f"scale_floor must be a finite number >= 0; got {scale_floor!r}")
-        if scale_floor and scaling != "instance":
+        floors = scale_floor if isinstance(scale_floor, (list, tuple)) else [scale_floor]
+        if not (
+            len(floors) in (1, n_features)
+            and all(
+                isinstance(f, (int, float)) and not isinstance(f, bool) and 0 <= f < math.inf
+                for f in floors
+            )
+        ):
+            raise ValueError(
+                "scale_floor must be a finite number >= 0, or a list of n_features="
+                f"{n_features} of them; got {scale_floor!r}"
+            )
+        if any(floors) and scaling != "instance":
             raise ValueError(
                 f"scale_floor applies to scaling='instance' only; got scale_floor={scale_floor!r} "
                 f"with scaling={scaling!r}"
@@ -467,9 +479,10 @@ class TimeBridge(LightningModule):
     def _scale_floor(self) -> Tensor | None:
         """The narrowest instance-scaling range per feature in the global model space
         (``scale_floor`` times ``window_span``), ``None`` without a floor."""
-        if not self.hparams.get("scale_floor"):
+        floor = self.hparams.get("scale_floor")
+        if floor is None or not any(floor if isinstance(floor, (list, tuple)) else [floor]):
             return None
-        return self.hparams.scale_floor * self.window_span
+        return torch.as_tensor(floor, dtype=self.window_span.dtype) * self.window_span
 
     def _fallback_span(self) -> Tensor:
         """``(C,)``: the range in the global model space (where a feature's whole range is 2) of
