@@ -157,3 +157,18 @@ def test_the_models_and_the_datas_seeds_may_differ(
     main(["fit", "-c", "tiny.yaml", *quiet])
     quiet_hparams = Path("logs/q/hparams.yaml")
     assert not quiet_hparams.exists() or "data" not in yaml.safe_load(quiet_hparams.read_text())
+
+
+def test_release_process_group_destroys_the_group_a_ddp_run_leaves(tmp_path: Path) -> None:
+    """Without it gloo's threads can abort the process at exit (tests/test_ddp.py runs it on
+    two ranks); with no group it does nothing."""
+    import torch.distributed as dist
+
+    from tsgen.cli import release_process_group
+
+    release_process_group()
+    store = dist.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    assert dist.is_initialized()
+    release_process_group()
+    assert not dist.is_initialized()

@@ -49,7 +49,7 @@ SCRIPT = textwrap.dedent(
     from lightning.pytorch import Callback
     from torch.utils.data import DataLoader, DistributedSampler
 
-    from tsgen.cli import TsgenTrainer
+    from tsgen.cli import TsgenTrainer, release_process_group
     from tsgen.data import WindowsDataModule
     from tsgen.models import TimeBridge
     from tsgen.nn import TrendSeasonTransformer
@@ -147,6 +147,7 @@ SCRIPT = textwrap.dedent(
     )
     loader = DataLoader(dataset, batch_size=batch, sampler=sampler, collate_fn=lambda b: b)
     predictor.predict(model, dataloaders=loader, output=str(out))
+    release_process_group()
     """
 )
 
