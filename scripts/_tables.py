@@ -59,6 +59,10 @@ CONDITIONAL_METRICS = {
     "mse_original": "MSE (original units)",
     "crps_original": "CRPS (original units)",
 }
+_WINDOW_FALLBACK_TITLE = (
+    "TimeBridge (interpolation prior), squared error, SDE, 100 intervals (25 above t = 0.5), "
+    "a lone observed value scaled over the median window range"
+)
 METHOD_TITLES = {
     "timebridge": "TimeBridge (interpolation prior)",
     "timebridge_l1_hybrid": (
@@ -69,21 +73,13 @@ METHOD_TITLES = {
         "TimeBridge (interpolation prior), squared error, SDE, 100 intervals (25 above t = 0.5), "
         "a lone observed value scaled over the global range"
     ),
-    "timebridge_l2_upper_window_fallback": (
-        "TimeBridge (interpolation prior), squared error, SDE, 100 intervals (25 above t = 0.5), "
-        "a lone observed value scaled over the median window range"
-    ),
+    "timebridge_l2_upper_window_fallback": _WINDOW_FALLBACK_TITLE,
     "timebridge_l2_upper_window_fallback_mixed": (
-        "TimeBridge (interpolation prior), squared error, SDE, 100 intervals (25 above t = 0.5), "
-        "a lone observed value scaled over the median window range, mixed times down to 1e-6"
+        f"{_WINDOW_FALLBACK_TITLE}, mixed times down to 1e-6"
     ),
-    "timebridge_l2_upper_window_fallback_floor": (
-        "TimeBridge (interpolation prior), squared error, SDE, 100 intervals (25 above t = 0.5), "
-        "a lone observed value scaled over the median window range, scale floor 0.5"
-    ),
+    "timebridge_l2_upper_window_fallback_floor": (f"{_WINDOW_FALLBACK_TITLE}, scale floor 0.5"),
     "timebridge_l2_upper_window_fallback_price_floor": (
-        "TimeBridge (interpolation prior), squared error, SDE, 100 intervals (25 above t = 0.5), "
-        "a lone observed value scaled over the median window range, scale floor 0.5 on the prices"
+        f"{_WINDOW_FALLBACK_TITLE}, scale floor 0.5 on the prices"
     ),
     "interpolation": "interpolation prior alone",
     "last_value": "last observed value",

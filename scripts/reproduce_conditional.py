@@ -81,22 +81,21 @@ DEFAULT_MODEL = "timebridge"
 # The squared error and the grid that helped every unconditional config (docs/timebridge.md,
 # "The squared-error loss" and "A grid for both ends of the bridge").
 _L2_UPPER = ["--model.init_args.loss_norm", "l2", *UPPER_GRID]
+# The same with features of fewer than two distinct observed values scaled over their median
+# window range, not their global range (docs/timebridge.md, "The fallback scale").
+_WINDOW_FALLBACK = [*_L2_UPPER, "--model.init_args.fallback_span", "window"]
 # Model name -> command-line overrides of the (dataset, task) config. Each variant names every
 # setting it stands for, so that it means the same whichever of them a config holds.
 MODELS = {
     DEFAULT_MODEL: [],
     "timebridge_l2_upper": [*_L2_UPPER, "--model.init_args.fallback_span", "global"],
-    # The same with features of fewer than two distinct observed values scaled over their
-    # median window range, not their global range (docs/timebridge.md, "The fallback scale"):
-    # the imputation configs as they stand.
-    "timebridge_l2_upper_window_fallback": [
-        *_L2_UPPER, "--model.init_args.fallback_span", "window",
-    ],
+    # The imputation configs as they stand.
+    "timebridge_l2_upper_window_fallback": _WINDOW_FALLBACK,
     # The same with a fifth of the training times log-uniform, down to the sampler's last time,
     # which kept Stocks' exact column relations in unconditional generation (docs/timebridge.md,
     # "What the outlying classifiers find").
     "timebridge_l2_upper_window_fallback_mixed": [
-        *_L2_UPPER, "--model.init_args.fallback_span", "window",
+        *_WINDOW_FALLBACK,
         "--model.init_args.time_distribution", "mixed",
         "--model.init_args.log_fraction", "0.2",
         "--model.init_args.t_min", "1e-6",
@@ -104,13 +103,13 @@ MODELS = {
     # The window-fallback settings with each window's feature scaled over at least half its
     # median window range, as etth1_impute.yaml has it (docs/timebridge.md, "The floor, measured").
     "timebridge_l2_upper_window_fallback_floor": [
-        *_L2_UPPER, "--model.init_args.fallback_span", "window",
+        *_WINDOW_FALLBACK,
         "--model.init_args.scale_floor", "0.5",
     ],
     # The same floor on Stocks' five prices only: it narrowed their errors and widened the
     # volume's (docs/timebridge.md, "The floor per feature").
     "timebridge_l2_upper_window_fallback_price_floor": [
-        *_L2_UPPER, "--model.init_args.fallback_span", "window",
+        *_WINDOW_FALLBACK,
         "--model.init_args.scale_floor", "[0.5, 0.5, 0.5, 0.5, 0.5, 0.0]",
     ],
     # The imputation configs before they took the three above: the reference's absolute

@@ -141,6 +141,11 @@ def _pair(i: Tensor, j: Tensor) -> Tensor:
 CHECKPOINT_FORMAT = 1
 
 
+def _as_list(scale_floor: float | list[float] | tuple[float, ...]) -> list[float]:
+    """``scale_floor`` as a list: one floor for every feature, or one per feature."""
+    return list(scale_floor) if isinstance(scale_floor, (list, tuple)) else [scale_floor]
+
+
 class TimeBridge(LightningModule):
     """A diffusion bridge between a prior and the data, learning ``D(x_t, t) ~ E[x_0 | x_t, x_T]``.
 
@@ -350,7 +355,7 @@ class TimeBridge(LightningModule):
                 "original units through the global scaler, and instance-scaled windows have no "
                 "single scale to return to"
             )
-        floors = scale_floor if isinstance(scale_floor, (list, tuple)) else [scale_floor]
+        floors = _as_list(scale_floor)
         if not (
             len(floors) in (1, n_features)
             and all(
@@ -480,7 +485,7 @@ class TimeBridge(LightningModule):
         """The narrowest instance-scaling range per feature in the global model space
         (``scale_floor`` times ``window_span``), ``None`` without a floor."""
         floor = self.hparams.get("scale_floor")
-        if floor is None or not any(floor if isinstance(floor, (list, tuple)) else [floor]):
+        if floor is None or not any(_as_list(floor)):
             return None
         return torch.as_tensor(floor, dtype=self.window_span.dtype) * self.window_span
 
