@@ -81,6 +81,10 @@ METHOD_TITLES = {
     "timebridge_l2_upper_window_fallback_price_floor": (
         f"{_WINDOW_FALLBACK_TITLE}, scale floor 0.5 on the prices"
     ),
+    "timebridge_l2_upper_window_fallback_load_floor": (
+        f"{_WINDOW_FALLBACK_TITLE}, scale floor 0.5 on the loads"
+    ),
+    "timebridge_l2_upper_window_fallback_unfloored": f"{_WINDOW_FALLBACK_TITLE}, no scale floor",
     "interpolation": "interpolation prior alone",
     "last_value": "last observed value",
 }
