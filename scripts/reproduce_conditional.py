@@ -31,6 +31,15 @@ processes given disjoint ``--only-runs`` share a setting's runs (the records are
 whichever process finds every run scored). Each (dataset, task, method) writes
 ``docs/results/conditional/<dataset>-<task>-<method>.json``; ``table`` rebuilds
 ``docs/results.md`` from all records.
+
+``--split validation`` scores the validation windows instead (the 5% of each series before the
+test part), to choose between settings without looking at the test windows: its runs are saved in
+``evaluation/validation/`` and its records in ``docs/results/conditional_validation/``, tabled
+apart from the test windows'.
+
+    python scripts/reproduce_conditional.py evaluate --datasets etth1 --tasks impute \
+        --models timebridge timebridge_l2_upper_window_fallback_unfloored --split validation \
+        --runs-per-setting 3
 """
 
 from __future__ import annotations
@@ -74,6 +83,9 @@ DATASETS = ("stocks", "etth1")
 TASKS = ("impute", "forecast")
 MISSING_RATIO = 0.7
 HISTORY = 24
+# Where the scores come from: the test windows report a model, the validation windows (the 5%
+# of each series before the test part) choose between settings without looking at the test.
+SPLITS = ("test", "validation")
 # What a saved run holds: a run saved before a change of the scores is scored again.
 SCORES = "mse and crps, original and instance units, overall and by feature"
 # The configs as they stand.
@@ -286,6 +298,22 @@ def evaluate_runs(args: argparse.Namespace) -> None:
                 _evaluate_setting(args, device, dataset, task, name, wanted)
 
 
+def _split_windows(datamodule: Any, split: str) -> tuple[Any, dict[str, Any]]:
+    """The windows of ``split`` and what a saved run's key says of them. The test key keeps
+    the one field saved test runs have always carried, so that they are reused."""
+    if split == "test":
+        windows = datamodule.test_split
+        return windows, {"test_windows": len(windows.raw)}
+    windows = datamodule.val_split
+    return windows, {"split": split, "windows": len(windows.raw)}
+
+
+def _evaluation_dir(run_dir: Path, split: str) -> Path:
+    """Where a setting's scored runs are saved: the test runs as ever, the others apart."""
+    evaluation = run_dir / "evaluation"
+    return evaluation if split == "test" else evaluation / split
+
+
 def _evaluate_setting(
     args: argparse.Namespace, device: str, dataset: str, task: str, name: str, wanted: range
 ) -> None:
@@ -301,14 +329,15 @@ def _evaluate_setting(
     model = load(checkpoint, map_location=device)
     sampling = apply_sampling(model, _config(dataset, task), MODELS[name])
     datamodule = load_datamodule(checkpoint)
-    split = datamodule.test_split
-    target = split.raw  # (B, L, C) original units
-    low, high = split.scale.low, split.scale.high
+    windows, described = _split_windows(datamodule, args.split)
+    target = windows.raw  # (B, L, C) original units
+    low, high = windows.scale.low, windows.scale.high
     fill = datamodule.train_split.raw.mean(dim=(0, 1))
     key = {"checkpoint": _digest(checkpoint), "steps": steps, "samples": args.samples,
-           "sampling": sampling, "test_windows": len(target), "scores": SCORES,
+           "sampling": sampling, **described, "scores": SCORES,
            "missing_ratio": MISSING_RATIO, "history": HISTORY}  # fmt: skip
-    paths = {run: run_dir / "evaluation" / f"run{run}.json" for run in wanted}
+    evaluation = _evaluation_dir(run_dir, args.split)
+    paths = {run: evaluation / f"run{run}.json" for run in wanted}
     for run, path in paths.items():
         if args.only_runs is not None and run not in args.only_runs:
             continue
@@ -319,15 +348,15 @@ def _evaluate_setting(
             write_json(path, {"key": key, "commit": COMMIT,
                               "device": device_description(device),
                               "wall_s": round(wall, 1), "scores": scores})  # fmt: skip
-            log.info("%s %s run %d, instance MSE: %s", dataset, task, run, {
+            log.info("%s %s %s run %d, instance MSE: %s", dataset, task, args.split, run, {
                 m: round(v["mse_instance"], 5) for m, v in scores.items()
             })  # fmt: skip
     # Read again at the end: another process may have scored runs meanwhile.
     runs = {run: _saved_run(path, key) for run, path in paths.items()}
     missing = [run for run, saved in runs.items() if saved is None]
     if missing:
-        log.info("%s %s %s: runs %s not scored yet; no record written", dataset, task, name,
-                 missing)  # fmt: skip
+        log.info("%s %s %s (%s): runs %s not scored yet; no record written", dataset, task,
+                 name, args.split, missing)  # fmt: skip
         return
     _save_records(dataset, task, name, run_dir, steps, sampling, args, target, runs)
 
@@ -337,7 +366,8 @@ def _save_records(
     args: argparse.Namespace, target: torch.Tensor, runs: dict[int, dict[str, Any]],
 ) -> None:  # fmt: skip
     """The record of model ``name`` from the scored runs (``runs[r]``: a saved run), and with
-    the configs as they stand the baselines' records too."""
+    the configs as they stand the baselines' records too: ``docs/results/conditional/`` for the
+    test windows, ``conditional_<split>/`` for another split."""
     ordered = [runs[run] for run in sorted(runs)]
     setting = (
         f"{MISSING_RATIO:.0%} of the entries missing at random, windows of {target.shape[1]}"
@@ -371,7 +401,8 @@ def _save_records(
             "task": task,
             "method": method,
             "setting": setting,
-            "test_windows": len(target),
+            "split": args.split,
+            "windows": len(target),
             "runs": len(ordered),
             "seeds": sorted(runs),
             "samples_per_window": args.samples if model else 1,
@@ -389,7 +420,8 @@ def _save_records(
         if set(commits) != {COMMIT}:
             # Runs scored by earlier processes (a resumed or shared evaluation) say their own.
             record["run_commits"] = commits
-        path = save_record("conditional", f"{dataset}-{task}-{method}", record)
+        kind = "conditional" if args.split == "test" else f"conditional_{args.split}"
+        path = save_record(kind, f"{dataset}-{task}-{method}", record)
         log.info("wrote %s", path)
 
 
@@ -405,7 +437,11 @@ def main() -> None:
         help="TimeBridge models: the configs as they stand, or variants of them",
     )
     parser.add_argument("--runs-per-setting", type=int, default=5)
-    parser.add_argument("--samples", type=int, default=20, help="samples per test window")
+    parser.add_argument("--samples", type=int, default=20, help="samples per window")
+    parser.add_argument(
+        "--split", choices=SPLITS, default="test",
+        help="the windows scored: the test windows, or the validation windows to choose settings",
+    )  # fmt: skip
     parser.add_argument(
         "--only-runs", type=int, nargs="+", default=None,
         help="score only these runs (to share a setting's runs between processes)",

@@ -138,9 +138,12 @@ def test_results_md_is_rebuilt_from_records(
         "metrics": {"mse_instance": [0.01, 0.02, 0.01, 0.02, 0.015]}, "provenance": "here",
         "commit": "abc1234", "run_commits": ["fed4321", "abc1234", "fed4321", "abc1234", "abc1234"],
     }  # fmt: skip
-    path = results / "conditional" / "stocks-impute-timebridge.json"
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(conditional))
+    validation = {**conditional, "kind": "conditional_validation", "runs": 3,
+                  "metrics": {"mse_instance": [0.03, 0.03, 0.03]}}  # fmt: skip
+    for record in (conditional, validation):
+        path = results / record["kind"] / "stocks-impute-timebridge.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(record))
 
     text = scripts["tables"].write_results_md(tmp_path / "results.md").read_text()
     assert "### Stocks (24 x 6)" in text and "### Sines (24 x 5)\n\nNot run yet." in text
@@ -167,6 +170,12 @@ def test_results_md_is_rebuilt_from_records(
     assert (
         "- TimeBridge (interpolation prior): here; scored at commit abc1234, fed4321; [rec" in text
     )
+    # The validation windows' table comes after the test windows' and links its own record.
+    test, held_out = text.split("## Imputation and forecasting: the validation windows")
+    assert "0.0150 +- 0.0062" in test and "0.0300 +- 0.0000" not in test
+    assert "### Stocks, impute (validation windows): 70% missing, 3 runs" in held_out
+    assert "| TimeBridge (interpolation prior) | 0.0300 +- 0.0000 | - | - | - |" in held_out
+    assert "(results/conditional_validation/stocks-impute-timebridge.json)" in held_out
 
 
 def test_checkpoints_are_sampled_with_their_configs_current_sampler(
@@ -437,25 +446,38 @@ def test_conditional_runs_are_shared_between_processes_and_reused(
     module = scripts["conditional"]
     model = _CountingImputer()
     raw = torch.randn(6, 24, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    split = SimpleNamespace(raw=raw, scale=SimpleNamespace(
-        low=raw.amin(dim=1, keepdim=True), high=raw.amax(dim=1, keepdim=True)))  # fmt: skip
-    datamodule = SimpleNamespace(test_split=split, train_split=SimpleNamespace(raw=raw))
+
+    def windows(values: torch.Tensor) -> SimpleNamespace:
+        low, high = values.amin(dim=1, keepdim=True), values.amax(dim=1, keepdim=True)
+        return SimpleNamespace(raw=values, scale=SimpleNamespace(low=low, high=high))
+
+    # The validation windows: others than the test split's, and fewer of them.
+    datamodule = SimpleNamespace(test_split=windows(raw), val_split=windows(raw[:4] + 1.0),
+                                 train_split=SimpleNamespace(raw=raw))  # fmt: skip
     records: list[dict] = []
+    kinds: list[str] = []
     monkeypatch.setattr(module, "checkpoint_steps", lambda checkpoint: 10)
     monkeypatch.setattr(module, "check_trained_like", lambda checkpoint, config, flags: None)
     monkeypatch.setattr(module, "load", lambda checkpoint, map_location: model)
     monkeypatch.setattr(module, "load_datamodule", lambda checkpoint: datamodule)
     monkeypatch.setattr(module, "apply_sampling", lambda model, config, flags: {
         "sampler": "hybrid", "n_intervals": 4, "rho": 14.0, "sample_t_min": 1e-6})  # fmt: skip
-    monkeypatch.setattr(module, "save_record", lambda kind, name, record: records.append(record))
+
+    def save_record(kind: str, name: str, record: dict) -> None:
+        kinds.append(kind)
+        records.append(record)
+
+    monkeypatch.setattr(module, "save_record", save_record)
     checkpoint = tmp_path / "conditional" / "stocks" / "impute" / "checkpoints" / "last.ckpt"
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_bytes(b"weights")
 
-    def evaluate(only_runs: list[int] | None, models: tuple[str, ...] = ("timebridge",)) -> None:
+    def evaluate(
+        only_runs: list[int] | None, models: tuple[str, ...] = ("timebridge",), split: str = "test"
+    ) -> None:
         module.evaluate_runs(argparse.Namespace(
             datasets=["stocks"], tasks=["impute"], runs=tmp_path, device="cpu",
-            runs_per_setting=3, samples=4, only_runs=only_runs, models=list(models),
+            runs_per_setting=3, samples=4, only_runs=only_runs, models=list(models), split=split,
         ))  # fmt: skip
 
     evaluate([0])  # one process's share: saved, but no record until every run is scored
@@ -464,11 +486,14 @@ def test_conditional_runs_are_shared_between_processes_and_reused(
     assert model.calls == 3
     methods = {record["method"]: record for record in records}
     assert set(methods) == {"timebridge", "interpolation", "last_value"}
-    run_files = sorted((checkpoint.parent.parent / "evaluation").glob("run*.json"))
+    evaluation = checkpoint.parent.parent / "evaluation"
+    run_files = sorted(evaluation.glob("run*.json"))
     saved = [json.loads(path.read_text())["scores"]["timebridge"] for path in run_files]
     assert methods["timebridge"]["metrics"]["mse_instance"] == [s["mse_instance"] for s in saved]
     assert methods["timebridge"]["seeds"] == [0, 1, 2]
     assert "run_commits" not in methods["timebridge"]
+    assert (methods["timebridge"]["split"], methods["timebridge"]["windows"]) == ("test", 6)
+    assert set(kinds) == {"conditional"}
     by_feature = methods["timebridge"]["metrics"]["mse_instance_by_feature"]
     assert [len(values) for values in by_feature] == [2, 2, 2]
 
@@ -478,9 +503,21 @@ def test_conditional_runs_are_shared_between_processes_and_reused(
     assert {r["method"]: r["metrics"] for r in records} == {
         m: r["metrics"] for m, r in methods.items()
     }
+    # The validation windows: runs of their own, saved apart, in records of another kind.
+    records.clear()
+    kinds.clear()
+    evaluate(None, split="validation")
+    assert model.calls == 6
+    assert set(kinds) == {"conditional_validation"} and len(records) == 3
+    validation = {record["method"]: record for record in records}["timebridge"]
+    assert (validation["split"], validation["windows"]) == ("validation", 4)
+    assert validation["metrics"] != methods["timebridge"]["metrics"]
+    assert len(list((evaluation / "validation").glob("run*.json"))) == 3
+    evaluate(None)  # the test runs are still saved
+    assert model.calls == 6
     checkpoint.write_bytes(b"retrained")  # another checkpoint: nothing saved applies to it
     evaluate(None)
-    assert model.calls == 6
+    assert model.calls == 9
 
     # A variant: its own run directory, and a record of its own without the baselines'.
     variant = tmp_path / "conditional" / "stocks" / "impute_l2_upper" / "checkpoints"
@@ -488,7 +525,7 @@ def test_conditional_runs_are_shared_between_processes_and_reused(
     (variant / "last.ckpt").write_bytes(b"variant")
     records.clear()
     evaluate(None, models=("timebridge_l2_upper",))
-    assert model.calls == 9
+    assert model.calls == 12
     assert [r["method"] for r in records] == ["timebridge_l2_upper"]
     assert records[0]["overrides"] == module.MODELS["timebridge_l2_upper"]
     assert len(list((variant.parent / "evaluation").glob("run*.json"))) == 3
