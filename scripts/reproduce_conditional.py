@@ -37,8 +37,8 @@ test part), to choose between settings without looking at the test windows: its 
 ``evaluation/validation/`` and its records in ``docs/results/conditional_validation/``, tabled
 apart from the test windows'.
 
-    python scripts/reproduce_conditional.py evaluate --datasets etth1 --tasks impute \
-        --models timebridge timebridge_l2_upper_window_fallback_unfloored --split validation \
+    python scripts/reproduce_conditional.py evaluate --datasets etth1 --tasks impute \\
+        --models timebridge timebridge_l2_upper_window_fallback_unfloored --split validation \\
         --runs-per-setting 3
 """
 
@@ -97,7 +97,8 @@ _L2_UPPER = ["--model.init_args.loss_norm", "l2", *UPPER_GRID]
 # window range, not their global range (docs/timebridge.md, "The fallback scale").
 _WINDOW_FALLBACK = [*_L2_UPPER, "--model.init_args.fallback_span", "window"]
 # Model name -> command-line overrides of the (dataset, task) config. Each variant names every
-# setting it stands for, so that it means the same whichever of them a config holds.
+# setting it stands for, so that it means the same whichever of them a config holds; a floor per
+# feature (a list) fits one dataset's features only, and its variant says which.
 MODELS = {
     DEFAULT_MODEL: [],
     "timebridge_l2_upper": [*_L2_UPPER, "--model.init_args.fallback_span", "global"],
@@ -118,13 +119,13 @@ MODELS = {
         *_WINDOW_FALLBACK,
         "--model.init_args.scale_floor", "0.5",
     ],
-    # The same floor on Stocks' five prices only: it narrowed their errors and widened the
+    # Stocks only: the same floor on its five prices alone: it narrowed their errors and widened the
     # volume's (docs/timebridge.md, "The floor per feature").
     "timebridge_l2_upper_window_fallback_price_floor": [
         *_WINDOW_FALLBACK,
         "--model.init_args.scale_floor", "[0.5, 0.5, 0.5, 0.5, 0.5, 0.0]",
     ],
-    # ETTh1's floor (etth1_impute.yaml) on the six loads only: with it the oil temperature OT
+    # ETTh1 only: its config's floor on the six loads alone: with it the oil temperature OT
     # is the one feature whose original-units MSE is above interpolation's (docs/timebridge.md,
     # "The floor per feature (ETTh1)").
     "timebridge_l2_upper_window_fallback_load_floor": [
@@ -227,8 +228,8 @@ def _run_scores(
     low: torch.Tensor, high: torch.Tensor, n_samples: int, name: str = DEFAULT_MODEL,
 ) -> tuple[dict[str, dict[str, float | list[float]]], float]:  # fmt: skip
     """Run ``run`` of one setting: its mask (or the forecast split), the samples of ``model``
-    (scored as ``name``) and the baselines, scored. ``target``: the test windows ``(B, L, C)``
-    in original units.
+    (scored as ``name``) and the baselines, scored. ``target``: the windows scored (test or
+    validation) ``(B, L, C)`` in original units.
 
     Returns:
         ``{method: {metric: value}}`` and TimeBridge's sampling time in seconds.
@@ -268,8 +269,8 @@ def _digest(path: Path) -> str:
 
 def _saved_run(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
     """A run scored before (by this or another process) under the same ``key`` (checkpoint
-    digest and steps, samples, sampler, test windows, scores, missing ratio, history), else
-    ``None``."""
+    digest and steps, samples, sampler, the windows' split and count, scores, missing ratio,
+    history), else ``None``."""
     if not path.is_file():
         return None
     saved = json.loads(path.read_text())
@@ -279,7 +280,8 @@ def _saved_run(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
 
 def evaluate_runs(args: argparse.Namespace) -> None:
     """Score every (dataset, task): runs ``0 .. runs_per_setting - 1``, or those of
-    ``--only-runs``, each saved in the run directory as it ends (``evaluation/run<r>.json``) and
+    ``--only-runs``, each saved in the run directory as it ends (``evaluation/run<r>.json``;
+    ``evaluation/<split>/run<r>.json`` for a split other than the test) and
     reused while its key stays the same (``_saved_run``), so that an evaluation
     resumes where it stopped and several processes can share the runs; the records are written
     once every run has been scored."""

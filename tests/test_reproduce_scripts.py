@@ -491,6 +491,8 @@ def test_conditional_runs_are_shared_between_processes_and_reused(
     saved = [json.loads(path.read_text())["scores"]["timebridge"] for path in run_files]
     assert methods["timebridge"]["metrics"]["mse_instance"] == [s["mse_instance"] for s in saved]
     assert methods["timebridge"]["seeds"] == [0, 1, 2]
+    # The test runs' key keeps the field saved runs have always carried, so they are reused.
+    assert {"test_windows": 6}.items() <= json.loads(run_files[0].read_text())["key"].items()
     assert "run_commits" not in methods["timebridge"]
     assert (methods["timebridge"]["split"], methods["timebridge"]["windows"]) == ("test", 6)
     assert set(kinds) == {"conditional"}
@@ -529,6 +531,10 @@ def test_conditional_runs_are_shared_between_processes_and_reused(
     assert [r["method"] for r in records] == ["timebridge_l2_upper"]
     assert records[0]["overrides"] == module.MODELS["timebridge_l2_upper"]
     assert len(list((variant.parent / "evaluation").glob("run*.json"))) == 3
+    kinds.clear()
+    evaluate(None, models=("timebridge_l2_upper",), split="validation")
+    assert model.calls == 15 and kinds == ["conditional_validation"]
+    assert len(list((variant.parent / "evaluation" / "validation").glob("run*.json"))) == 3
     with pytest.raises(ValueError, match="--only-runs must name runs below"):
         evaluate([3])
     with pytest.raises(ValueError, match="--runs-per-setting must be at least 1; got 0"):
