@@ -77,7 +77,7 @@ METHOD_TITLES = {
     "timebridge_l2_upper_window_fallback_mixed": (
         f"{_WINDOW_FALLBACK_TITLE}, mixed times down to 1e-6"
     ),
-    "timebridge_l2_upper_window_fallback_floor": (f"{_WINDOW_FALLBACK_TITLE}, scale floor 0.5"),
+    "timebridge_l2_upper_window_fallback_floor": f"{_WINDOW_FALLBACK_TITLE}, scale floor 0.5",
     "timebridge_l2_upper_window_fallback_price_floor": (
         f"{_WINDOW_FALLBACK_TITLE}, scale floor 0.5 on the prices"
     ),
@@ -193,6 +193,10 @@ def _provenance(record: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+# The record kind (the folder of docs/results/) of the conditional scores of each split: the
+# test windows report a model, the validation windows (the 5% of each series before the test
+# part) choose between settings without looking at the test.
+CONDITIONAL_KINDS = {"test": "conditional", "validation": "conditional_validation"}
 _CONDITIONAL_INTRO = {
     "test": [
         "## Imputation and forecasting",
@@ -263,7 +267,7 @@ def write_results_md(path: Path = REPO / "docs" / "results.md") -> Path:
         "",
     ]
     lines += _unconditional(load_records("unconditional"))
-    lines += _conditional(load_records("conditional"))
-    lines += _conditional(load_records("conditional_validation"), "validation")
+    for split, kind in CONDITIONAL_KINDS.items():
+        lines += _conditional(load_records(kind), split)
     path.write_text("\n".join(lines).rstrip() + "\n")
     return path

@@ -70,7 +70,7 @@ from _runs import (
     training_record,
     write_json,
 )
-from _tables import sampling_grid, write_results_md
+from _tables import CONDITIONAL_KINDS, sampling_grid, write_results_md
 
 from tsgen.api import load, load_datamodule
 from tsgen.data import forecast_mask, random_missing_mask
@@ -83,9 +83,6 @@ DATASETS = ("stocks", "etth1")
 TASKS = ("impute", "forecast")
 MISSING_RATIO = 0.7
 HISTORY = 24
-# Where the scores come from: the test windows report a model, the validation windows (the 5%
-# of each series before the test part) choose between settings without looking at the test.
-SPLITS = ("test", "validation")
 # What a saved run holds: a run saved before a change of the scores is scored again.
 SCORES = "mse and crps, original and instance units, overall and by feature"
 # The configs as they stand.
@@ -368,8 +365,8 @@ def _save_records(
     args: argparse.Namespace, target: torch.Tensor, runs: dict[int, dict[str, Any]],
 ) -> None:  # fmt: skip
     """The record of model ``name`` from the scored runs (``runs[r]``: a saved run), and with
-    the configs as they stand the baselines' records too: ``docs/results/conditional/`` for the
-    test windows, ``conditional_<split>/`` for another split."""
+    the configs as they stand the baselines' records too, in the split's folder of
+    ``docs/results/`` (``CONDITIONAL_KINDS``)."""
     ordered = [runs[run] for run in sorted(runs)]
     setting = (
         f"{MISSING_RATIO:.0%} of the entries missing at random, windows of {target.shape[1]}"
@@ -422,8 +419,7 @@ def _save_records(
         if set(commits) != {COMMIT}:
             # Runs scored by earlier processes (a resumed or shared evaluation) say their own.
             record["run_commits"] = commits
-        kind = "conditional" if args.split == "test" else f"conditional_{args.split}"
-        path = save_record(kind, f"{dataset}-{task}-{method}", record)
+        path = save_record(CONDITIONAL_KINDS[args.split], f"{dataset}-{task}-{method}", record)
         log.info("wrote %s", path)
 
 
@@ -441,7 +437,7 @@ def main() -> None:
     parser.add_argument("--runs-per-setting", type=int, default=5)
     parser.add_argument("--samples", type=int, default=20, help="samples per window")
     parser.add_argument(
-        "--split", choices=SPLITS, default="test",
+        "--split", choices=tuple(CONDITIONAL_KINDS), default="test",
         help="the windows scored: the test windows, or the validation windows to choose settings",
     )  # fmt: skip
     parser.add_argument(
