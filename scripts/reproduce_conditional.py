@@ -49,6 +49,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ from _runs import (
     training_record,
     write_json,
 )
-from _tables import CONDITIONAL_KINDS, sampling_grid, write_results_md
+from _tables import CONDITIONAL_KINDS, SCORED_FLOOR, sampling_grid, write_results_md
 
 from tsgen.api import load, load_datamodule
 from tsgen.data import forecast_mask, random_missing_mask
@@ -93,57 +94,69 @@ _L2_UPPER = ["--model.init_args.loss_norm", "l2", *UPPER_GRID]
 # The same with features of fewer than two distinct observed values scaled over their median
 # window range, not their global range (docs/timebridge.md, "The fallback scale").
 _WINDOW_FALLBACK = [*_L2_UPPER, "--model.init_args.fallback_span", "window"]
-# Model name -> command-line overrides of the (dataset, task) config. Each variant names every
-# setting it stands for, so that it means the same whichever of them a config holds; a floor per
-# feature (a list) fits one dataset's features only, and its variant says which.
-MODELS = {
-    DEFAULT_MODEL: [],
-    "timebridge_l2_upper": [*_L2_UPPER, "--model.init_args.fallback_span", "global"],
-    # The imputation configs as they stand.
-    "timebridge_l2_upper_window_fallback": _WINDOW_FALLBACK,
+
+
+def _scored_floor(*flags: str) -> Callable[[str], list[str]]:
+    """``flags`` with the scale floor the variant was scored with on each dataset, its
+    configs' then (``_tables.SCORED_FLOOR``): named, so that the variant keeps its meaning
+    when a config's floor changes."""
+    return lambda dataset: [*flags, "--model.init_args.scale_floor", str(SCORED_FLOOR[dataset])]
+
+
+# Model name -> command-line overrides of the (dataset, task) config, a function of the dataset.
+# Each variant names every setting it stands for, so that it means the same whichever config it
+# changes; a floor per feature (a list) fits one dataset's features only, and its variant says
+# which.
+MODELS: dict[str, Callable[[str], list[str]]] = {
+    DEFAULT_MODEL: lambda dataset: [],
+    "timebridge_l2_upper": _scored_floor(*_L2_UPPER, "--model.init_args.fallback_span", "global"),
+    # The imputation configs before the floor per feature (Stocks) and as they stand (ETTh1).
+    "timebridge_l2_upper_window_fallback": _scored_floor(*_WINDOW_FALLBACK),
     # The same with a fifth of the training times log-uniform, down to the sampler's last time,
     # which kept Stocks' exact column relations in unconditional generation (docs/timebridge.md,
     # "What the outlying classifiers find").
-    "timebridge_l2_upper_window_fallback_mixed": [
+    "timebridge_l2_upper_window_fallback_mixed": _scored_floor(
         *_WINDOW_FALLBACK,
         "--model.init_args.time_distribution", "mixed",
         "--model.init_args.log_fraction", "0.2",
         "--model.init_args.t_min", "1e-6",
-    ],
+    ),
     # The window-fallback settings with each window's feature scaled over at least half its
     # median window range, as etth1_impute.yaml has it (docs/timebridge.md, "The floor, measured").
-    "timebridge_l2_upper_window_fallback_floor": [
+    "timebridge_l2_upper_window_fallback_floor": lambda dataset: [
         *_WINDOW_FALLBACK,
         "--model.init_args.scale_floor", "0.5",
     ],
-    # Stocks only: the same floor on its five prices alone: it narrowed their errors and widened the
-    # volume's (docs/timebridge.md, "The floor per feature").
-    "timebridge_l2_upper_window_fallback_price_floor": [
+    # Stocks only: the same floor on its five prices alone, as stocks_impute.yaml has it: it
+    # narrowed their errors and widened the volume's (docs/timebridge.md, "The floor per
+    # feature").
+    "timebridge_l2_upper_window_fallback_price_floor": lambda dataset: [
         *_WINDOW_FALLBACK,
         "--model.init_args.scale_floor", "[0.5, 0.5, 0.5, 0.5, 0.5, 0.0]",
     ],
     # ETTh1 only: its config's floor on the six loads alone: with it the oil temperature OT
     # is the one feature whose original-units MSE is above interpolation's (docs/timebridge.md,
     # "The floor per feature (ETTh1)").
-    "timebridge_l2_upper_window_fallback_load_floor": [
+    "timebridge_l2_upper_window_fallback_load_floor": lambda dataset: [
         *_WINDOW_FALLBACK,
         "--model.init_args.scale_floor", "[0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.0]",
     ],
     # No floor: on ETTh1 most of the deficit it removed came from the features the window
     # fallback now scales (docs/timebridge.md, "The fallback scale").
-    "timebridge_l2_upper_window_fallback_unfloored": [
+    "timebridge_l2_upper_window_fallback_unfloored": lambda dataset: [
         *_WINDOW_FALLBACK,
         "--model.init_args.scale_floor", "0.0",
     ],
-    # The imputation configs before they took the three above: the reference's absolute
-    # error, the hybrid sampler on 40 intervals of the rho grid, the global fallback scale.
-    "timebridge_l1_hybrid": [
+    # The imputation configs before they took the window fallback and the squared error: the
+    # reference's absolute error, the hybrid sampler on 40 intervals of the rho grid, the
+    # global fallback scale.
+    "timebridge_l1_hybrid": _scored_floor(
         "--model.init_args.loss_norm", "l1",
         "--model.init_args.sampler", "hybrid",
         "--model.init_args.n_intervals", "40",
         "--model.init_args.upper_intervals", "0",
         "--model.init_args.fallback_span", "global",
-    ],
+    ),
 }  # fmt: skip
 
 
@@ -167,7 +180,7 @@ def train(args: argparse.Namespace) -> None:
                 train_chunked(
                     _run_dir(args.runs, dataset, task, model),
                     config,
-                    MODELS[model],
+                    MODELS[model](dataset),
                     max_steps=args.max_steps or config_steps(config)[0],
                     chunk_steps=args.chunk_steps,
                     accelerator=args.accelerator,
@@ -264,15 +277,18 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def _saved_run(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
-    """A run scored before (by this or another process) under the same ``key`` (checkpoint
-    digest and steps, samples, sampler, the windows' split and count, scores, missing ratio,
-    history), else ``None``."""
+def _saved_run(path: Path, key: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """A run of model ``name`` scored before (by this or another process) under the same
+    ``key`` (checkpoint digest and steps, samples, sampler, the windows' split and count,
+    scores, missing ratio, history), else ``None``. A run directory copied from a variant
+    whose settings a config has taken holds the variant's runs, saved under its name: they
+    are scored again under the config's."""
     if not path.is_file():
         return None
     saved = json.loads(path.read_text())
     # Compared as JSON gives them back (tuples as lists).
-    return saved if saved["key"] == json.loads(json.dumps(key)) else None
+    same = saved["key"] == json.loads(json.dumps(key)) and name in saved["scores"]
+    return saved if same else None
 
 
 def evaluate_runs(args: argparse.Namespace) -> None:
@@ -324,9 +340,10 @@ def _evaluate_setting(
     if steps == 0:
         log.warning("no checkpoint in %s: train it first", run_dir)
         return
-    check_trained_like(checkpoint, _config(dataset, task), MODELS[name])
+    overrides = MODELS[name](dataset)
+    check_trained_like(checkpoint, _config(dataset, task), overrides)
     model = load(checkpoint, map_location=device)
-    sampling = apply_sampling(model, _config(dataset, task), MODELS[name])
+    sampling = apply_sampling(model, _config(dataset, task), overrides)
     datamodule = load_datamodule(checkpoint)
     windows, described = _split_windows(datamodule, args.split)
     target = windows.raw  # (B, L, C) original units
@@ -340,7 +357,7 @@ def _evaluate_setting(
     for run, path in paths.items():
         if args.only_runs is not None and run not in args.only_runs:
             continue
-        if _saved_run(path, key) is None:
+        if _saved_run(path, key, name) is None:
             scores, wall = _run_scores(
                 model, task, run, target, fill, low, high, args.samples, name
             )
@@ -351,7 +368,7 @@ def _evaluate_setting(
                 m: round(v["mse_instance"], 5) for m, v in scores.items()
             })  # fmt: skip
     # Read again at the end: another process may have scored runs meanwhile.
-    runs = {run: _saved_run(path, key) for run, path in paths.items()}
+    runs = {run: _saved_run(path, key, name) for run, path in paths.items()}
     missing = [run for run, saved in runs.items() if saved is None]
     if missing:
         log.info("%s %s %s (%s): runs %s not scored yet; no record written", dataset, task,
@@ -390,7 +407,7 @@ def _save_records(
                 f"{sampling['n_intervals']} intervals, {sampling_grid(sampling)}) on "
                 f"{' and '.join(devices)}, {wall:.0f} s for {len(ordered)} runs"
             )
-            note = other_training_note(training, MODELS[name])
+            note = other_training_note(training, MODELS[name](dataset))
             if note is not None:
                 provenance = f"{note}; {provenance}"
         else:
@@ -407,7 +424,7 @@ def _save_records(
             "samples_per_window": args.samples if model else 1,
             "sampling": sampling if model else {},
             "config": str(_config(dataset, task).relative_to(REPO)),
-            "overrides": MODELS[name] if model else [],
+            "overrides": MODELS[name](dataset) if model else [],
             "steps_trained": steps,
             "training": training if model else [],
             "precision": "float32",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -529,12 +530,21 @@ def test_conditional_runs_are_shared_between_processes_and_reused(
     evaluate(None, models=("timebridge_l2_upper",))
     assert model.calls == 12
     assert [r["method"] for r in records] == ["timebridge_l2_upper"]
-    assert records[0]["overrides"] == module.MODELS["timebridge_l2_upper"]
+    assert records[0]["overrides"] == module.MODELS["timebridge_l2_upper"]("stocks")
     assert len(list((variant.parent / "evaluation").glob("run*.json"))) == 3
     kinds.clear()
     evaluate(None, models=("timebridge_l2_upper",), split="validation")
     assert model.calls == 15 and kinds == ["conditional_validation"]
     assert len(list((variant.parent / "evaluation" / "validation").glob("run*.json"))) == 3
+
+    # The variant's run directory copied as the config's, which has taken its settings: the
+    # same checkpoint, but the saved runs scored the variant, so the config's are scored anew.
+    shutil.rmtree(checkpoint.parent.parent)
+    shutil.copytree(variant.parent, checkpoint.parent.parent)
+    records.clear()
+    evaluate(None)
+    assert model.calls == 18
+    assert {r["method"] for r in records} == {"timebridge", "interpolation", "last_value"}
     with pytest.raises(ValueError, match="--only-runs must name runs below"):
         evaluate([3])
     with pytest.raises(ValueError, match="--runs-per-setting must be at least 1; got 0"):
@@ -549,7 +559,29 @@ def test_every_conditional_model_has_a_title_and_a_run_directory(
     directories = {module._run_dir(tmp_path, "stocks", "forecast", m) for m in module.MODELS}
     assert len(directories) == len(module.MODELS)
     assert module._run_dir(tmp_path, "stocks", "forecast", "timebridge").name == "forecast"
-    assert module.MODELS["timebridge_l2_upper"][:2] == ["--model.init_args.loss_norm", "l2"]
+    assert module.MODELS["timebridge_l2_upper"]("stocks")[:2] == [
+        "--model.init_args.loss_norm", "l2"
+    ]  # fmt: skip
+
+
+def test_conditional_variants_name_their_scale_floor(scripts: dict) -> None:
+    module, tables = scripts["conditional"], scripts["tables"]
+
+    def floor(model: str, dataset: str) -> str:
+        flags = module.MODELS[model](dataset)
+        return flags[flags.index("--model.init_args.scale_floor") + 1]
+
+    for model in set(module.MODELS) - {"timebridge"}:
+        floors = {dataset: floor(model, dataset) for dataset in module.DATASETS}
+        if model in tables.SCORED_FLOOR_METHODS:  # the floor its dataset's configs held
+            assert floors == {d: str(tables.SCORED_FLOOR[d]) for d in module.DATASETS}
+        else:
+            assert len(set(floors.values())) == 1, model
+    assert set(module.MODELS) >= tables.SCORED_FLOOR_METHODS
+    title = "_l2_upper_window_fallback"
+    assert tables.method_title(f"timebridge{title}", "etth1").endswith(", scale floor 0.5")
+    assert tables.method_title(f"timebridge{title}", "stocks").endswith(", no scale floor")
+    assert tables.method_title("timebridge", "stocks") == "TimeBridge (interpolation prior)"
 
 
 @pytest.mark.parametrize("dataset", ["stocks", "etth1"])
@@ -562,10 +594,12 @@ def test_conditional_variants_mean_the_same_whichever_config_they_change(
     config = module._config(dataset, "impute")
 
     def arguments(model: str) -> dict:
-        return scripts["runs"].model_arguments(TimeBridge, config, module.MODELS[model])
+        return scripts["runs"].model_arguments(TimeBridge, config, module.MODELS[model](dataset))
 
-    # The imputation configs hold the window-fallback variant's settings ...
-    assert arguments("timebridge") == arguments("timebridge_l2_upper_window_fallback")
+    # The imputation configs hold the settings of a variant with their floor: Stocks' on the
+    # prices alone, ETTh1's on every feature ...
+    floored = {"stocks": "_price_floor", "etth1": ""}[dataset]
+    assert arguments("timebridge") == arguments(f"timebridge_l2_upper_window_fallback{floored}")
     # ... and timebridge_l1_hybrid their earlier ones (the records renamed to it).
     earlier = arguments("timebridge_l1_hybrid")
     assert {k: earlier[k] for k in ("loss_norm", "sampler", "n_intervals", "upper_intervals")} == {
@@ -574,7 +608,8 @@ def test_conditional_variants_mean_the_same_whichever_config_they_change(
     assert (earlier["fallback_span"], arguments("timebridge_l2_upper")["fallback_span"]) == (
         "global", "global"
     )  # fmt: skip
-    changed = {k for k in earlier if earlier[k] != arguments("timebridge")[k]}
+    later = arguments("timebridge_l2_upper_window_fallback")
+    changed = {k for k in earlier if earlier[k] != later[k]}
     assert changed == {"loss_norm", "sampler", "n_intervals", "upper_intervals", "fallback_span"}
 
 
