@@ -324,15 +324,17 @@ def training_record(run_dir: Path) -> list[dict[str, Any]]:
 def other_training_note(training: list[dict[str, Any]], overrides: Sequence[str]) -> str | None:
     """What a record says of a checkpoint whose training chunks (``training``, from
     :func:`training_record`) ran with other overrides than the ``overrides`` it is scored with: a
-    run directory copied from a variant whose settings the config has since taken, which
-    :func:`check_trained_like` accepts. ``None`` when every chunk ran with ``overrides``."""
+    run directory taken over from another model of the same settings, which
+    :func:`check_trained_like` accepts (copied from a variant whose settings a config has
+    taken, or moved to the variant that names the settings a config has left). ``None`` when
+    every chunk ran with ``overrides``."""
     others = sorted({tuple(chunk["overrides"]) for chunk in training} - {tuple(overrides)})
     if not others:
         return None
     ran = " and ".join(f"`{' '.join(flags)}`" if flags else "no overrides" for flags in others)
     return (
-        f"trained with {ran} (the checkpoint's settings match this model's, as checked: the "
-        "config has taken them since)"
+        f"trained with {ran}, as another model of the same settings (as checked: a run "
+        "directory taken over from it)"
     )
 
 

@@ -420,7 +420,7 @@ def test_a_checkpoint_trained_with_other_overrides_is_noted(scripts: dict) -> No
     assert note([], []) is None  # no chunk log: nothing to say
     said = note(chunks, [])
     assert said is not None
-    assert said.startswith("trained with `--model.init_args.prior.init_args.kernel empirical` (")
+    assert said.startswith("trained with `--model.init_args.prior.init_args.kernel empirical`, as")
     assert note([{"overrides": []}, *chunks], ["--x", "1"]).startswith(
         "trained with no overrides and `--model"
     )
