@@ -1,8 +1,10 @@
 """Tests for tsgen.metrics.conditional: masked point errors, sample CRPS (against the brute-force
-O(S^2) formula and the Gaussian closed form) and CSDI's normalised quantile CRPS."""
+O(S^2) formula and the Gaussian closed form, empirical and fair), the predictive mean's MSE and
+CSDI's normalised quantile CRPS."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -15,6 +17,7 @@ from tsgen.metrics.conditional import (
     masked_mse,
     normalized_quantile_crps,
     per_step_accuracy,
+    predictive_mean_mse,
 )
 
 
@@ -177,6 +180,35 @@ def test_crps_is_the_v_statistic_bias_visible_at_small_s() -> None:
     assert abs(crps_samples(samples, y, mask).item() - (closed + bias)) < 0.01
 
 
+@pytest.mark.parametrize("num_samples", [2, 3, 9])
+def test_fair_crps_is_the_u_statistic(num_samples: int) -> None:
+    gen = torch.Generator().manual_seed(10 + num_samples)
+    samples = torch.randn(3, num_samples, 5, 2, generator=gen, dtype=torch.float64)
+    samples[1, :, 2, 1] = -0.25  # ties
+    target = torch.randn(3, 5, 2, generator=gen, dtype=torch.float64)
+    mask = torch.rand(3, 5, 2, generator=gen) < 0.6
+    mask[1, 2, 1] = True
+    abs_err = (samples - target.unsqueeze(1)).abs().mean(dim=1)
+    pair_sum = (samples.unsqueeze(1) - samples.unsqueeze(2)).abs().sum(dim=(1, 2))
+    expected = (abs_err - 0.5 * pair_sum / (num_samples * (num_samples - 1)))[mask].mean()
+    assert torch.allclose(crps_samples(samples, target, mask, fair=True), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("num_samples", [2, 10])
+def test_fair_crps_matches_gaussian_closed_form_at_any_sample_count(num_samples: int) -> None:
+    # The empirical CRPS is off by sigma / (S sqrt(pi)) (0.28 at S = 2, 0.056 at S = 10); the
+    # fair one has no such term: over 200 000 entries its Monte Carlo error is ~0.002.
+    gen = torch.Generator().manual_seed(4)
+    L = 200_000
+    y = torch.randn(1, L, 1, generator=gen, dtype=torch.float64)
+    samples = torch.randn(1, num_samples, L, 1, generator=gen, dtype=torch.float64)
+    mask = torch.ones(1, L, 1, dtype=torch.bool)
+    closed = _gaussian_crps(torch.zeros(()), torch.ones(()), y).mean().item()
+    assert abs(crps_samples(samples, y, mask, fair=True).item() - closed) < 0.01
+    bias = 1 / (num_samples * math.sqrt(math.pi))
+    assert abs(crps_samples(samples, y, mask).item() - (closed + bias)) < 0.01
+
+
 def test_crps_validation() -> None:
     target = torch.zeros(2, 3, 4)
     mask = torch.ones(2, 3, 4, dtype=torch.bool)
@@ -190,6 +222,48 @@ def test_crps_validation() -> None:
         crps_samples(bad, target, mask)
     with pytest.raises(ValueError, match="no entry is scored"):
         crps_samples(torch.zeros(2, 5, 3, 4), target, torch.zeros_like(mask))
+    with pytest.raises(ValueError, match=r"fair=True needs at least 2 samples .* got S = 1"):
+        crps_samples(torch.zeros(2, 1, 3, 4), target, mask, fair=True)
+
+
+# ------------------------------------------------------------------------------------------
+# predictive_mean_mse
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_samples", [2, 10])
+def test_predictive_mean_mse_is_unbiased_for_the_mean_at_any_sample_count(
+    num_samples: int,
+) -> None:
+    # Samples N(mu, sigma^2) around a target y: the MSE of the sample mean has expectation
+    # (mu - y)^2 + sigma^2 / S, the estimate (mu - y)^2 whatever S.
+    gen = torch.Generator().manual_seed(5)
+    L = 200_000
+    mu = torch.randn(1, L, 1, generator=gen, dtype=torch.float64)
+    sigma = 0.5 + torch.rand(1, L, 1, generator=gen, dtype=torch.float64)
+    y = torch.randn(1, L, 1, generator=gen, dtype=torch.float64)
+    noise = torch.randn(1, num_samples, L, 1, generator=gen, dtype=torch.float64)
+    samples = mu.unsqueeze(1) + sigma.unsqueeze(1) * noise
+    mask = torch.ones(1, L, 1, dtype=torch.bool)
+    truth = (mu - y).square().mean().item()
+    naive = masked_mse(samples.mean(dim=1), y, mask).item()
+    assert abs(naive - (truth + sigma.square().mean().item() / num_samples)) < 0.03
+    assert abs(predictive_mean_mse(samples, y, mask).item() - truth) < 0.03
+
+
+def test_predictive_mean_mse_of_identical_samples_is_the_mse_and_ignores_unscored() -> None:
+    gen = torch.Generator().manual_seed(6)
+    point = torch.randn(2, 4, 3, generator=gen)
+    target = torch.randn(2, 4, 3, generator=gen)
+    mask = torch.rand(2, 4, 3, generator=gen) < 0.5
+    mask[0, 0, 0] = True
+    samples = point.unsqueeze(1).repeat(1, 3, 1, 1)
+    samples[:, :, ~mask[0] & ~mask[1]] = float("inf")
+    target[~mask] = float("nan")
+    expected = masked_mse(point, target, mask)
+    assert torch.allclose(predictive_mean_mse(samples, target, mask), expected)
+    with pytest.raises(ValueError, match=r"at least 2 samples per series .* got S = 1"):
+        predictive_mean_mse(samples[:, :1], target, mask)
 
 
 # ------------------------------------------------------------------------------------------
@@ -241,7 +315,8 @@ def test_metrics_on_cuda_match_cpu() -> None:
     target = torch.randn(2, 5, 3, generator=gen)
     mask = torch.rand(2, 5, 3, generator=gen) < 0.5
     mask[0, 0, 0] = True
-    for fn in (crps_samples, normalized_quantile_crps):
+    fair_crps = functools.partial(crps_samples, fair=True)
+    for fn in (crps_samples, fair_crps, predictive_mean_mse, normalized_quantile_crps):
         cpu = fn(samples, target, mask)
         gpu = fn(samples.cuda(), target.cuda(), mask.cuda())
         assert gpu.device.type == "cuda"

@@ -8,7 +8,8 @@
 - :mod:`.distances`: per-feature marginal Wasserstein-1, autocorrelation and power-spectrum
   distances, RBF-kernel MMD;
 - :mod:`.conditional`: imputation, forecasting and irregular tasks: masked MSE / MAE, the
-  sample CRPS, CSDI's normalised quantile CRPS, per-step accuracy;
+  sample CRPS (also the fair, sample-count-free one), the predictive mean's MSE estimated
+  without the sample count's variance, CSDI's normalised quantile CRPS, per-step accuracy;
 - :mod:`.frechet`: Gaussian fits and the Frechet distance;
 - :mod:`.intervals`: the papers' mean +- 95% t-interval over repeats;
 - :mod:`.plots`: PCA / t-SNE overlays, sample grids, ACF curves (``viz`` extra).
@@ -21,6 +22,7 @@ from tsgen.metrics.conditional import (
     masked_mse,
     normalized_quantile_crps,
     per_step_accuracy,
+    predictive_mean_mse,
 )
 from tsgen.metrics.context_fid import context_fid
 from tsgen.metrics.correlational import correlational_score, mean_cross_correlation
@@ -72,6 +74,7 @@ __all__ = [
     "normalized_quantile_crps",
     "per_step_accuracy",
     "power_spectrum",
+    "predictive_mean_mse",
     "predictive_score",
     "spectrum_distance",
     "t_interval",

@@ -26,6 +26,7 @@ __all__ = [
     "masked_mse",
     "normalized_quantile_crps",
     "per_step_accuracy",
+    "predictive_mean_mse",
 ]
 
 #: The 19 quantile levels 0.05, 0.10, ..., 0.95 of CSDI's evaluation (Tashiro et al. 2021).
@@ -167,7 +168,12 @@ def masked_mae(
 
 
 def crps_samples(
-    samples: Tensor, target: Tensor, mask: Tensor, valid: Tensor | None = None
+    samples: Tensor,
+    target: Tensor,
+    mask: Tensor,
+    valid: Tensor | None = None,
+    *,
+    fair: bool = False,
 ) -> Tensor:
     """Sample CRPS, averaged over the scored entries.
 
@@ -182,6 +188,11 @@ def crps_samples(
     ``0.5 E|X - X'| / S`` (= ``sigma / (S sqrt(pi))`` for a Gaussian), which vanishes as S grows.
     Lower is better; with ``S = 1`` it reduces to the absolute error.
 
+    ``fair=True`` takes the pair mean over the ``S (S - 1)`` pairs with ``s != s'`` instead (the
+    U-statistic; Ferro 2014, the "fair" CRPS): an unbiased estimate of the predictive
+    distribution's CRPS for any ``S >= 2``, so that scores drawn with different sample counts
+    compare.
+
     The pairwise term is computed in ``O(S log S)`` per entry rather than with an ``S^2`` tensor:
     for sorted ``x_(1) <= ... <= x_(S)``, ``sum_{i<j} (x_(j) - x_(i)) = sum_j (2j - S - 1) x_(j)``
     (1-based ``j``), and ``sum_{s, s'} |X_s - X_s'|`` is twice that.
@@ -191,12 +202,16 @@ def crps_samples(
         target: ``(B, L, C)`` ground truth; may be NaN outside the scored entries.
         mask: ``(B, L, C)`` bool, True where the entry is scored (the unobserved entries).
         valid: optional ``(B, L)`` or ``(B, L, C)`` bool, False on padding; restricts ``mask``.
+        fair: the unbiased U-statistic in place of the empirical distribution's CRPS; needs
+            ``S >= 2``.
 
     Returns:
         0-d tensor, the mean CRPS over scored entries.
     """
     samples, target, scored = _sample_inputs(samples, target, mask, valid)
     S = samples.shape[1]
+    if fair and S < 2:
+        raise ValueError(f"fair=True needs at least 2 samples per series (S >= 2); got S = {S}")
     # Non-finite samples at unscored entries would poison the sort-based sum of that entry only,
     # which torch.where discards below; zero them anyway so no inf - inf arithmetic happens.
     samples = torch.where(scored.unsqueeze(1), samples, torch.zeros_like(samples))
@@ -206,9 +221,49 @@ def crps_samples(
     x_sorted = samples.sort(dim=1).values
     j = torch.arange(1, S + 1, dtype=samples.dtype, device=samples.device)
     weights = (2.0 * j - S - 1.0).view(1, S, 1, 1)
-    # 0.5 * mean_{s,s'} |X_s - X_s'| = 0.5 * (2 / S^2) * sum_j (2j - S - 1) x_(j).
-    half_mean_pair = (weights * x_sorted).sum(dim=1) / (S * S)
+    # 0.5 * mean_{s,s'} |X_s - X_s'| = 0.5 * (2 / S^2) * sum_j (2j - S - 1) x_(j); the fair
+    # mean leaves out the S zero pairs s = s', so it divides by S (S - 1).
+    pairs = S * (S - 1) if fair else S * S
+    half_mean_pair = (weights * x_sorted).sum(dim=1) / pairs
     return _masked_mean(abs_err - half_mean_pair, scored)
+
+
+def predictive_mean_mse(
+    samples: Tensor, target: Tensor, mask: Tensor, valid: Tensor | None = None
+) -> Tensor:
+    """Unbiased estimate of the MSE of the predictive distribution's mean (for a conditional
+    generative model, its posterior mean), over the scored entries.
+
+    The MSE of the mean of ``S`` samples, :func:`masked_mse` of ``samples.mean(1)``, has the
+    expectation ``(E[X] - y)^2 + Var[X] / S`` per entry: it charges a model with a wide
+    predictive for drawing few samples. Subtracting the unbiased sample variance over ``S``
+    removes that term::
+
+        mean_{scored} [ (mean_s X_s - y)^2 - s^2 / S ],  s^2 = sum_s (X_s - mean_s X_s)^2 / (S - 1)
+
+    whose expectation is ``mean_{scored} (E[X] - y)^2`` for any ``S >= 2``. An estimate, not a
+    squared norm: it can fall below zero when the predictive mean is close to the target and
+    ``S`` is small. Lower is better.
+
+    Args:
+        samples: ``(B, S, L, C)``, ``S >= 2`` draws from the model per series.
+        target: ``(B, L, C)`` ground truth; may be NaN outside the scored entries.
+        mask: ``(B, L, C)`` bool, True where the entry is scored (the unobserved entries).
+        valid: optional ``(B, L)`` or ``(B, L, C)`` bool, False on padding; restricts ``mask``.
+
+    Returns:
+        0-d tensor.
+    """
+    samples, target, scored = _sample_inputs(samples, target, mask, valid)
+    S = samples.shape[1]
+    if S < 2:
+        raise ValueError(f"samples must hold at least 2 samples per series (S >= 2); got S = {S}")
+    # Unscored entries may be NaN or inf: zeroed so that no inf - inf reaches the sums.
+    samples = torch.where(scored.unsqueeze(1), samples, torch.zeros_like(samples))
+    safe_target = torch.where(scored, target, torch.zeros_like(target))
+    mean = samples.mean(dim=1)
+    variance = samples.var(dim=1, correction=1)
+    return _masked_mean((mean - safe_target).square() - variance / S, scored)
 
 
 def normalized_quantile_crps(
