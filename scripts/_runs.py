@@ -27,6 +27,8 @@ __all__ = [
     "COMMIT",
     "REPO",
     "RESULTS",
+    "SCORED_FLOOR",
+    "SCORED_FLOOR_METHODS",
     "UPPER_GRID",
     "apply_sampling",
     "checkpoint_steps",
@@ -57,6 +59,16 @@ UPPER_GRID = [
     "--model.init_args.n_intervals", "100",
     "--model.init_args.upper_intervals", "25",
 ]  # fmt: skip
+# The scale floor of the conditional variants that named none when they were scored: the one
+# their dataset's configs held then. reproduce_conditional.py names it in their overrides, so
+# that they keep their meaning when a config's floor changes, and their titles say it.
+SCORED_FLOOR = {"stocks": 0.0, "etth1": 0.5}
+SCORED_FLOOR_METHODS = frozenset({
+    "timebridge_l1_hybrid",
+    "timebridge_l2_upper",
+    "timebridge_l2_upper_window_fallback",
+    "timebridge_l2_upper_window_fallback_mixed",
+})  # fmt: skip
 
 
 def checkpoint_steps(checkpoint: Path) -> int:
@@ -323,19 +335,16 @@ def training_record(run_dir: Path) -> list[dict[str, Any]]:
 
 def other_training_note(training: list[dict[str, Any]], overrides: Sequence[str]) -> str | None:
     """What a record says of a checkpoint whose training chunks (``training``, from
-    :func:`training_record`) ran with other overrides than the ``overrides`` it is scored with: a
-    run directory taken over from another model of the same settings, which
-    :func:`check_trained_like` accepts (copied from a variant whose settings a config has
-    taken, or moved to the variant that names the settings a config has left). ``None`` when
-    every chunk ran with ``overrides``."""
+    :func:`training_record`) ran with other overrides than the ``overrides`` it is scored with,
+    which :func:`check_trained_like` found to give the same settings: a run directory copied
+    from a variant whose settings a config has taken, one moved to the variant that names the
+    settings a config has left, or a variant that has since spelt out a setting it took from
+    its config. ``None`` when every chunk ran with ``overrides``."""
     others = sorted({tuple(chunk["overrides"]) for chunk in training} - {tuple(overrides)})
     if not others:
         return None
     ran = " and ".join(f"`{' '.join(flags)}`" if flags else "no overrides" for flags in others)
-    return (
-        f"trained with {ran}, as another model of the same settings (as checked: a run "
-        "directory taken over from it)"
-    )
+    return f"trained with {ran} (other flags for this model's settings, as checked)"
 
 
 def save_record(kind: str, name: str, record: dict[str, Any]) -> Path:

@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from _runs import REPO, RESULTS, interval, load_records
+from _runs import REPO, RESULTS, SCORED_FLOOR, SCORED_FLOOR_METHODS, interval, load_records
 
 from tsgen.metrics.evaluate import METRICS, PAPER_METRICS
 
@@ -88,16 +88,6 @@ METHOD_TITLES = {
     "interpolation": "interpolation prior alone",
     "last_value": "last observed value",
 }
-# The scale floor of the conditional variants that named none when they were scored: the one
-# their dataset's configs held then. reproduce_conditional.py names it in their overrides, so
-# that they keep their meaning when a config's floor changes, and their titles say it.
-SCORED_FLOOR = {"stocks": 0.0, "etth1": 0.5}
-SCORED_FLOOR_METHODS = frozenset({
-    "timebridge_l1_hybrid",
-    "timebridge_l2_upper",
-    "timebridge_l2_upper_window_fallback",
-    "timebridge_l2_upper_window_fallback_mixed",
-})  # fmt: skip
 
 
 def method_title(method: str, dataset: str) -> str:

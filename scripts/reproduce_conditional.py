@@ -22,8 +22,9 @@ one baseline row stands for both.
 
 ``--models`` picks the TimeBridge models: ``timebridge`` is the (dataset, task) config as it
 stands, trained in ``--runs/conditional/<dataset>/<task>/``; a variant (``MODELS``) is the config
-with command-line overrides, trained in ``.../<task>_<variant>/``. The baselines are scored beside
-every model and recorded with ``timebridge`` only (they do not depend on the model).
+with command-line overrides (a function of the dataset), trained in ``.../<task>_<variant>/``.
+The baselines are scored beside every model and recorded with ``timebridge`` only (they do not
+depend on the model).
 
 Each run is saved in the run directory as it ends (``evaluation/run<r>.json``) and reused while
 the checkpoint and the sampling settings stay the same: an interrupted evaluation resumes, and
@@ -58,6 +59,7 @@ from _machine import device_description
 from _runs import (
     COMMIT,
     REPO,
+    SCORED_FLOOR,
     UPPER_GRID,
     apply_sampling,
     check_trained_like,
@@ -71,7 +73,7 @@ from _runs import (
     training_record,
     write_json,
 )
-from _tables import CONDITIONAL_KINDS, SCORED_FLOOR, sampling_grid, write_results_md
+from _tables import CONDITIONAL_KINDS, sampling_grid, write_results_md
 
 from tsgen.api import load, load_datamodule
 from tsgen.data import forecast_mask, random_missing_mask
@@ -98,9 +100,22 @@ _WINDOW_FALLBACK = [*_L2_UPPER, "--model.init_args.fallback_span", "window"]
 
 def _scored_floor(*flags: str) -> Callable[[str], list[str]]:
     """``flags`` with the scale floor the variant was scored with on each dataset, its
-    configs' then (``_tables.SCORED_FLOOR``): named, so that the variant keeps its meaning
+    configs' then (``_runs.SCORED_FLOOR``): named, so that the variant keeps its meaning
     when a config's floor changes."""
     return lambda dataset: [*flags, "--model.init_args.scale_floor", str(SCORED_FLOOR[dataset])]
+
+
+def _floored(floor: str, *flags: str, not_on: dict[str, str]) -> Callable[[str], list[str]]:
+    """``flags`` with the scale floor ``floor``; on a dataset of ``not_on`` (dataset -> why:
+    a floor for another dataset's features, or another variant's settings there) an error
+    before anything runs."""
+
+    def overrides(dataset: str) -> list[str]:
+        if dataset in not_on:
+            raise ValueError(f"this variant does not apply to {dataset}: {not_on[dataset]}")
+        return [*flags, "--model.init_args.scale_floor", floor]
+
+    return overrides
 
 
 # Model name -> command-line overrides of the (dataset, task) config, a function of the dataset.
@@ -123,30 +138,30 @@ MODELS: dict[str, Callable[[str], list[str]]] = {
     ),
     # The window-fallback settings with each window's feature scaled over at least half its
     # median window range, as etth1_impute.yaml has it (docs/timebridge.md, "The floor, measured").
-    "timebridge_l2_upper_window_fallback_floor": lambda dataset: [
-        *_WINDOW_FALLBACK,
-        "--model.init_args.scale_floor", "0.5",
-    ],
+    "timebridge_l2_upper_window_fallback_floor": _floored(
+        "0.5", *_WINDOW_FALLBACK,
+        not_on={"etth1": "timebridge_l2_upper_window_fallback has these settings there"},
+    ),
     # Stocks only: the same floor on its five prices alone, as stocks_impute.yaml has it: it
     # narrowed their errors and widened the volume's (docs/timebridge.md, "The floor per
-    # feature").
-    "timebridge_l2_upper_window_fallback_price_floor": lambda dataset: [
-        *_WINDOW_FALLBACK,
-        "--model.init_args.scale_floor", "[0.5, 0.5, 0.5, 0.5, 0.5, 0.0]",
-    ],
+    # feature (Stocks)").
+    "timebridge_l2_upper_window_fallback_price_floor": _floored(
+        "[0.5, 0.5, 0.5, 0.5, 0.5, 0.0]", *_WINDOW_FALLBACK,
+        not_on={"etth1": "a floor for Stocks' six features"},
+    ),
     # ETTh1 only: its config's floor on the six loads alone: with it the oil temperature OT
     # is the one feature whose original-units MSE is above interpolation's (docs/timebridge.md,
     # "The floor per feature (ETTh1)").
-    "timebridge_l2_upper_window_fallback_load_floor": lambda dataset: [
-        *_WINDOW_FALLBACK,
-        "--model.init_args.scale_floor", "[0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.0]",
-    ],
+    "timebridge_l2_upper_window_fallback_load_floor": _floored(
+        "[0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.0]", *_WINDOW_FALLBACK,
+        not_on={"stocks": "a floor for ETTh1's seven features"},
+    ),
     # No floor: on ETTh1 most of the deficit it removed came from the features the window
     # fallback now scales (docs/timebridge.md, "The fallback scale").
-    "timebridge_l2_upper_window_fallback_unfloored": lambda dataset: [
-        *_WINDOW_FALLBACK,
-        "--model.init_args.scale_floor", "0.0",
-    ],
+    "timebridge_l2_upper_window_fallback_unfloored": _floored(
+        "0.0", *_WINDOW_FALLBACK,
+        not_on={"stocks": "timebridge_l2_upper_window_fallback has these settings there"},
+    ),
     # The imputation configs before they took the window fallback and the squared error: the
     # reference's absolute error, the hybrid sampler on 40 intervals of the rho grid, the
     # global fallback scale.
@@ -172,7 +187,15 @@ def _run_dir(runs: Path, dataset: str, task: str, model: str = DEFAULT_MODEL) ->
     return runs / "conditional" / dataset / name
 
 
+def _check_models(datasets: list[str], models: list[str]) -> None:
+    """Raise before anything runs if a variant does not apply to one of ``datasets``."""
+    for dataset in datasets:
+        for model in models:
+            MODELS[model](dataset)
+
+
 def train(args: argparse.Namespace) -> None:
+    _check_models(args.datasets, args.models)
     for dataset in args.datasets:
         for task in args.tasks:
             for model in args.models:
@@ -280,9 +303,10 @@ def _digest(path: Path) -> str:
 def _saved_run(path: Path, key: dict[str, Any], name: str) -> dict[str, Any] | None:
     """A run of model ``name`` scored before (by this or another process) under the same
     ``key`` (checkpoint digest and steps, samples, sampler, the windows' split and count,
-    scores, missing ratio, history), else ``None``. A run directory copied from a variant
-    whose settings a config has taken holds the variant's runs, saved under its name: they
-    are scored again under the config's."""
+    scores, missing ratio, history), else ``None``. A run directory taken over from another
+    model (a variant's copied as a config's that has taken its settings, a config's moved to
+    the variant that names the settings it left) holds runs saved under the other name: they
+    are scored again under this one."""
     if not path.is_file():
         return None
     saved = json.loads(path.read_text())
@@ -298,6 +322,7 @@ def evaluate_runs(args: argparse.Namespace) -> None:
     reused while its key stays the same (``_saved_run``), so that an evaluation
     resumes where it stopped and several processes can share the runs; the records are written
     once every run has been scored."""
+    _check_models(args.datasets, args.models)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.runs_per_setting < 1:
         raise ValueError(f"--runs-per-setting must be at least 1; got {args.runs_per_setting}")

@@ -420,7 +420,10 @@ def test_a_checkpoint_trained_with_other_overrides_is_noted(scripts: dict) -> No
     assert note([], []) is None  # no chunk log: nothing to say
     said = note(chunks, [])
     assert said is not None
-    assert said.startswith("trained with `--model.init_args.prior.init_args.kernel empirical`, as")
+    assert said == (
+        "trained with `--model.init_args.prior.init_args.kernel empirical` (other flags for this "
+        "model's settings, as checked)"
+    )
     assert note([{"overrides": []}, *chunks], ["--x", "1"]).startswith(
         "trained with no overrides and `--model"
     )
@@ -548,7 +551,10 @@ def test_conditional_runs_are_shared_between_processes_and_reused(
     with pytest.raises(ValueError, match="--only-runs must name runs below"):
         evaluate([3])
     with pytest.raises(ValueError, match="--runs-per-setting must be at least 1; got 0"):
-        module.evaluate_runs(argparse.Namespace(runs_per_setting=0, only_runs=None, device="cpu"))
+        module.evaluate_runs(argparse.Namespace(
+            datasets=["stocks"], models=["timebridge"], runs_per_setting=0, only_runs=None,
+            device="cpu",
+        ))  # fmt: skip
 
 
 def test_every_conditional_model_has_a_title_and_a_run_directory(
@@ -571,13 +577,30 @@ def test_conditional_variants_name_their_scale_floor(scripts: dict) -> None:
         flags = module.MODELS[model](dataset)
         return flags[flags.index("--model.init_args.scale_floor") + 1]
 
+    # A floor for one dataset's features, or another variant's settings on a dataset: refused
+    # there, before anything runs.
+    not_on = {
+        "timebridge_l2_upper_window_fallback_floor": "etth1",
+        "timebridge_l2_upper_window_fallback_price_floor": "etth1",
+        "timebridge_l2_upper_window_fallback_load_floor": "stocks",
+        "timebridge_l2_upper_window_fallback_unfloored": "stocks",
+    }
+    for model, dataset in not_on.items():
+        with pytest.raises(ValueError, match=f"this variant does not apply to {dataset}: "):
+            module.MODELS[model](dataset)
+    with pytest.raises(ValueError, match="does not apply to etth1: a floor for Stocks'"):
+        module.train(argparse.Namespace(
+            datasets=["stocks", "etth1"], models=["timebridge_l2_upper_window_fallback_price_floor"]
+        ))  # fmt: skip
+    runs = scripts["runs"]
     for model in set(module.MODELS) - {"timebridge"}:
-        floors = {dataset: floor(model, dataset) for dataset in module.DATASETS}
-        if model in tables.SCORED_FLOOR_METHODS:  # the floor its dataset's configs held
-            assert floors == {d: str(tables.SCORED_FLOOR[d]) for d in module.DATASETS}
+        datasets = [d for d in module.DATASETS if not_on.get(model) != d]
+        floors = {dataset: floor(model, dataset) for dataset in datasets}
+        if model in runs.SCORED_FLOOR_METHODS:  # the floor its dataset's configs held
+            assert floors == {d: str(runs.SCORED_FLOOR[d]) for d in datasets}
         else:
             assert len(set(floors.values())) == 1, model
-    assert set(module.MODELS) >= tables.SCORED_FLOOR_METHODS
+    assert set(module.MODELS) >= runs.SCORED_FLOOR_METHODS
     title = "_l2_upper_window_fallback"
     assert tables.method_title(f"timebridge{title}", "etth1").endswith(", scale floor 0.5")
     assert tables.method_title(f"timebridge{title}", "stocks").endswith(", no scale floor")

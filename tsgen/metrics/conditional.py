@@ -189,9 +189,9 @@ def crps_samples(
     Lower is better; with ``S = 1`` it reduces to the absolute error.
 
     ``fair=True`` takes the pair mean over the ``S (S - 1)`` pairs with ``s != s'`` instead (the
-    U-statistic; Ferro 2014, the "fair" CRPS): an unbiased estimate of the predictive
-    distribution's CRPS for any ``S >= 2``, so that scores drawn with different sample counts
-    compare.
+    U-statistic; Ferro 2014, the "fair" CRPS): for independent samples, an unbiased estimate
+    of the predictive distribution's CRPS for any ``S >= 2``, so that scores drawn with
+    different sample counts compare.
 
     The pairwise term is computed in ``O(S log S)`` per entry rather than with an ``S^2`` tensor:
     for sorted ``x_(1) <= ... <= x_(S)``, ``sum_{i<j} (x_(j) - x_(i)) = sum_j (2j - S - 1) x_(j)``
@@ -239,11 +239,11 @@ def predictive_mean_mse(
     predictive for drawing few samples. Subtracting the unbiased sample variance over ``S``
     removes that term::
 
-        mean_{scored} [ (mean_s X_s - y)^2 - s^2 / S ],  s^2 = sum_s (X_s - mean_s X_s)^2 / (S - 1)
+        mean_{scored} [ (mean_s X_s - y)^2 - v / S ],  v = sum_s (X_s - mean_s X_s)^2 / (S - 1)
 
-    whose expectation is ``mean_{scored} (E[X] - y)^2`` for any ``S >= 2``. An estimate, not a
-    squared norm: it can fall below zero when the predictive mean is close to the target and
-    ``S`` is small. Lower is better.
+    whose expectation, for independent samples, is ``mean_{scored} (E[X] - y)^2`` for any
+    ``S >= 2``. An estimate, not a squared norm: it can fall below zero when the predictive
+    mean is close to the target and ``S`` is small. Lower is better.
 
     Args:
         samples: ``(B, S, L, C)``, ``S >= 2`` draws from the model per series.

@@ -175,7 +175,7 @@ class TimeBridge(LightningModule):
             narrow, which with many entries hidden puts hidden values up to hundreds of units
             outside ``[-1, 1]`` (docs/timebridge.md, "Imputation on ETTh1"). A list gives
             each of the ``n_features`` its own (on Stocks a floor helped the prices and hurt the
-            volume: "The floor per feature").
+            volume: "The floor per feature (Stocks)").
         fallback_span: under ``"instance"`` scaling, the range a window's feature is scaled over
             where it has fewer than two distinct observed values: ``"global"`` (the feature's
             range over the whole series) or ``"window"`` (its median window range,
