@@ -104,6 +104,10 @@ def _point_inputs(
 def _sample_inputs(
     samples: object, target: object, mask: object, valid: Tensor | None
 ) -> tuple[Tensor, Tensor, Tensor]:
+    """``(samples, target, scored)`` checked, with the samples and the target zeroed outside
+    the scored entries: non-finite values there (missing ground truth, padding) would poison
+    a sort, a quantile or a sum over samples of their entry, and no inf - inf arithmetic
+    should happen even where the result is discarded."""
     samples = _check_float("samples", samples)
     target = _check_float("target", target)
     if samples.dim() != 4 or samples.shape[:1] + samples.shape[2:] != target.shape:
@@ -117,6 +121,8 @@ def _sample_inputs(
     target = target.to(samples.device)
     _check_finite_where_scored("samples", samples, scored.unsqueeze(1))
     _check_finite_where_scored("target", target, scored)
+    samples = torch.where(scored.unsqueeze(1), samples, torch.zeros_like(samples))
+    target = torch.where(scored, target, torch.zeros_like(target))
     return samples, target, scored
 
 
@@ -212,12 +218,7 @@ def crps_samples(
     S = samples.shape[1]
     if fair and S < 2:
         raise ValueError(f"fair=True needs at least 2 samples per series (S >= 2); got S = {S}")
-    # Non-finite samples at unscored entries would poison the sort-based sum of that entry only,
-    # which torch.where discards below; zero them anyway so no inf - inf arithmetic happens.
-    samples = torch.where(scored.unsqueeze(1), samples, torch.zeros_like(samples))
-    safe_target = torch.where(scored, target, torch.zeros_like(target))
-
-    abs_err = (samples - safe_target.unsqueeze(1)).abs().mean(dim=1)  # (B, L, C)
+    abs_err = (samples - target.unsqueeze(1)).abs().mean(dim=1)  # (B, L, C)
     x_sorted = samples.sort(dim=1).values
     j = torch.arange(1, S + 1, dtype=samples.dtype, device=samples.device)
     weights = (2.0 * j - S - 1.0).view(1, S, 1, 1)
@@ -258,12 +259,9 @@ def predictive_mean_mse(
     S = samples.shape[1]
     if S < 2:
         raise ValueError(f"samples must hold at least 2 samples per series (S >= 2); got S = {S}")
-    # Unscored entries may be NaN or inf: zeroed so that no inf - inf reaches the sums.
-    samples = torch.where(scored.unsqueeze(1), samples, torch.zeros_like(samples))
-    safe_target = torch.where(scored, target, torch.zeros_like(target))
     mean = samples.mean(dim=1)
     variance = samples.var(dim=1, correction=1)
-    return _masked_mean((mean - safe_target).square() - variance / S, scored)
+    return _masked_mean((mean - target).square() - variance / S, scored)
 
 
 def normalized_quantile_crps(
@@ -302,19 +300,16 @@ def normalized_quantile_crps(
         raise ValueError(
             f"quantiles must be a non-empty sequence of levels in (0, 1); got {levels}"
         )
-    zero = torch.zeros((), dtype=target.dtype, device=target.device)
-    safe_target = torch.where(scored, target, zero)
-    denominator = safe_target.abs().sum()
+    denominator = target.abs().sum()
     if not bool(denominator > 0):
         raise ValueError("sum of |target| over the scored entries is 0; cannot normalise")
-    samples = torch.where(scored.unsqueeze(1), samples, torch.zeros_like(samples))
 
     q = torch.tensor(levels, dtype=samples.dtype, device=samples.device)
     forecast = torch.quantile(samples, q, dim=1)  # (Q, B, L, C)
-    indicator = (safe_target <= forecast).to(samples.dtype)
+    indicator = (target <= forecast).to(samples.dtype)
     # |(F^{-1}(q) - y) (1{y <= F^{-1}(q)} - q)| is the pinball loss rho_q(y - F^{-1}(q)).
-    loss = ((forecast - safe_target) * (indicator - q.view(-1, 1, 1, 1))).abs()
-    per_level = 2.0 * torch.where(scored, loss, zero).sum(dim=(1, 2, 3)) / denominator
+    loss = ((forecast - target) * (indicator - q.view(-1, 1, 1, 1))).abs()
+    per_level = 2.0 * torch.where(scored, loss, 0.0).sum(dim=(1, 2, 3)) / denominator
     return per_level.mean()
 
 
