@@ -418,6 +418,7 @@ def _save_records(
     devices = sorted({run["device"] for run in ordered})
     wall = sum(run["wall_s"] for run in ordered)
     training = training_record(run_dir)
+    overrides = MODELS[name](dataset)
     methods = list(ordered[0]["scores"]) if name == DEFAULT_MODEL else [name]
     for method in methods:
         metrics: dict[str, list[Any]] = {}
@@ -432,7 +433,7 @@ def _save_records(
                 f"{sampling['n_intervals']} intervals, {sampling_grid(sampling)}) on "
                 f"{' and '.join(devices)}, {wall:.0f} s for {len(ordered)} runs"
             )
-            note = other_training_note(training, MODELS[name](dataset))
+            note = other_training_note(training, overrides)
             if note is not None:
                 provenance = f"{note}; {provenance}"
         else:
@@ -449,7 +450,7 @@ def _save_records(
             "samples_per_window": args.samples if model else 1,
             "sampling": sampling if model else {},
             "config": str(_config(dataset, task).relative_to(REPO)),
-            "overrides": MODELS[name](dataset) if model else [],
+            "overrides": overrides if model else [],
             "steps_trained": steps,
             "training": training if model else [],
             "precision": "float32",
