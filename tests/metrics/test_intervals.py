@@ -36,6 +36,8 @@ def test_n20_and_input_types() -> None:
 
 def test_constant_values_zero_width() -> None:
     assert t_interval([2.0, 2.0, 2.0]) == (2.0, 0.0)
+    # Equal values whose floating-point mean is not exactly them still have no spread.
+    assert t_interval([106138.53583003896] * 5) == (106138.53583003896, 0.0)
 
 
 @pytest.mark.parametrize(

@@ -46,6 +46,10 @@ def t_interval(values: Sequence[float] | np.ndarray | Tensor) -> tuple[float, fl
         raise ValueError(f"values must hold at least 2 entries for a t-interval; got {n}")
     if not np.isfinite(arr).all():
         raise ValueError(f"values must be finite; got {int((~np.isfinite(arr)).sum())} NaN or inf")
+    if arr.min() == arr.max():
+        # Equal values have no spread; their mean in floating point need not equal them
+        # (106138.53583003896 five times gives a standard deviation of 1.6e-11).
+        return float(arr[0]), 0.0
     mean = float(arr.mean())
     half = float(stats.t.ppf(0.975, n - 1) * arr.std(ddof=1) / math.sqrt(n))
     return mean, half
