@@ -77,7 +77,7 @@ from _tables import CONDITIONAL_KINDS, sampling_grid, write_results_md
 
 from tsgen.api import load, load_datamodule
 from tsgen.data import forecast_mask, random_missing_mask
-from tsgen.metrics import crps_samples, masked_mse
+from tsgen.metrics import crps_samples, masked_mse, predictive_mean_mse
 from tsgen.priors.interpolation import interpolate_missing
 
 log = logging.getLogger("reproduce")
@@ -87,7 +87,10 @@ TASKS = ("impute", "forecast")
 MISSING_RATIO = 0.7
 HISTORY = 24
 # What a saved run holds: a run saved before a change of the scores is scored again.
-SCORES = "mse and crps, original and instance units, overall and by feature"
+SCORES = (
+    "mse and crps, original and instance units, overall and by feature; the predictive "
+    "mean's mse and the fair crps"
+)
 # The configs as they stand.
 DEFAULT_MODEL = "timebridge"
 # The squared error and the grid that helped every unconditional config (docs/timebridge.md,
@@ -225,22 +228,38 @@ def _scores(
     low: torch.Tensor,
     high: torch.Tensor,
 ) -> dict[str, float | list[float]]:
-    """MSE of the sample mean and CRPS, original and instance units, over all features
-    (``mse_instance``, ...) and per feature (``mse_instance_by_feature``, a list of ``C``).
+    """MSE of the sample mean and CRPS, and the sample-count-free pair: the predictive mean's
+    MSE and the fair CRPS; in original and instance units, over all features
+    (``mse_instance``, ``predictive_mean_mse_instance``, ``crps_fair_original``, ...) and per
+    feature (``mse_instance_by_feature``, a list of ``C``). The MSE of the sample mean
+    charges ``Var / S`` and the sample CRPS ``E|X - X'| / 2S`` for drawing ``S`` samples; the
+    pair estimates the scores of the predictive distribution itself, so that models scored
+    with different sample counts compare. A point prediction (``S = 1``) is its own
+    predictive mean and has no spread: there the pair equals the MSE and the CRPS (= MAE).
     ``samples``: (B, S, L, C)."""
+    point = samples.shape[1] == 1
+
+    def metrics(x: torch.Tensor, y: torch.Tensor, where: torch.Tensor) -> dict[str, float]:
+        mse = float(masked_mse(x.mean(dim=1), y, where))
+        crps = float(crps_samples(x, y, where))
+        return {
+            "mse": mse,
+            "crps": crps,
+            "predictive_mean_mse": mse if point else float(predictive_mean_mse(x, y, where)),
+            "crps_fair": crps if point else float(crps_samples(x, y, where, fair=True)),
+        }
+
     out: dict[str, float | list[float]] = {}
     features = torch.arange(target.shape[-1])
     for units, (x, y) in {
         "original": (samples, target),
         "instance": (_unit_scale(samples, low, high), _unit_scale(target, low, high)),
     }.items():
-        mean = x.mean(dim=1)
-        out[f"mse_{units}"] = float(masked_mse(mean, y, scored))
-        out[f"crps_{units}"] = float(crps_samples(x, y, scored))
+        out.update({f"{k}_{units}": v for k, v in metrics(x, y, scored).items()})
         # One feature can dominate (Stocks' volume): say which.
-        alone = [scored & (features == c) for c in features.tolist()]
-        out[f"mse_{units}_by_feature"] = [float(masked_mse(mean, y, m)) for m in alone]
-        out[f"crps_{units}_by_feature"] = [float(crps_samples(x, y, m)) for m in alone]
+        alone = [metrics(x, y, scored & (features == c)) for c in features.tolist()]
+        for name in alone[0]:
+            out[f"{name}_{units}_by_feature"] = [feature[name] for feature in alone]
     return out
 
 

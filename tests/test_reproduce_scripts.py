@@ -648,6 +648,29 @@ def test_scores_say_which_feature_the_error_comes_from(scripts: dict) -> None:
     assert scores["mse_instance_by_feature"] == [0.0, 4.0]
     assert scores["crps_original_by_feature"] == [0.0, 2.0]
     assert scores["mse_instance"] == 2.0  # the features weigh by their scored entries
+    # Equal samples have no spread: the sample-count-free pair equals the MSE and the CRPS.
+    assert scores["predictive_mean_mse_instance_by_feature"] == [0.0, 4.0]
+    assert scores["crps_fair_original"] == scores["crps_original"] == 1.0
+
+
+def test_scores_free_of_the_sample_count(scripts: dict) -> None:
+    score = scripts["conditional"]._scores
+    target = torch.zeros(1, 2, 1, dtype=torch.float64)
+    target[0, 0] = 1.0  # the window spans [0, 1]: instance units = original
+    scored = torch.tensor([False, True]).view(1, 2, 1)
+    low, high = target.amin(dim=1, keepdim=True), target.amax(dim=1, keepdim=True)
+    # Two samples at y -+ 1: sample mean exact, unbiased variance 2, |X - y| = 1, |X - X'| = 2.
+    samples = target[:, None].repeat(1, 2, 1, 1)
+    samples[0, :, 1, 0] = torch.tensor([-1.0, 1.0])
+    spread = score(samples, target, scored, low, high)
+    assert spread["mse_instance"] == 0.0
+    assert spread["predictive_mean_mse_instance"] == -1.0  # 0 - 2 / 2: an estimate, not a norm
+    assert spread["crps_original"] == 0.5  # 1 - (2 + 2) / (2 * 4), pairs s = s' included
+    assert spread["crps_fair_original"] == 0.0  # 1 - (2 + 2) / (2 * 2), pairs s != s' only
+    # A point prediction (S = 1, the baselines) is its own mean, without spread.
+    point = score(samples[:, 1:], target, scored, low, high)
+    assert point["predictive_mean_mse_original"] == point["mse_original"] == 1.0
+    assert point["crps_fair_instance"] == point["crps_instance"] == 1.0
 
 
 def test_forecasts_are_scored_on_the_horizon_only(scripts: dict) -> None:
