@@ -75,6 +75,8 @@ def test_evaluate_checkpoint_against_its_training_windows(
         main(["evaluate", checkpoint, "--sampling", "steps=5"])
     with pytest.raises(ValueError, match="churn must be a number"):
         main(["evaluate", checkpoint, "--sampling", "churn=2"])
+    with pytest.raises(ValueError, match="--num_samples must be at least 1; got 0"):
+        main(["evaluate", checkpoint, "--num_samples", "0"])
 
 
 def test_evaluate_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

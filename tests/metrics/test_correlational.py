@@ -8,6 +8,7 @@ import torch
 
 from tsgen.metrics.correlational import (
     _mean_correlation,
+    constant_features,
     correlational_score,
     mean_cross_correlation,
 )
@@ -58,7 +59,7 @@ def test_score_equals_loop_reference_with_the_same_indices() -> None:
     )
     g = torch.Generator().manual_seed(seed)
     idx_r = torch.randint(40, (3, 8), generator=g).numpy()
-    idx_f = torch.randint(25, (3, 5), generator=g).numpy()
+    idx_f = torch.randint(25, (3, 8), generator=g).numpy()  # N // 5 from each set
     for r in range(3):
         c_real = _loop_reference(real.numpy()[idx_r[r]])
         c_fake = _loop_reference(fake.numpy()[idx_f[r]])
@@ -150,7 +151,7 @@ def test_pooled_score_is_the_reference_formula() -> None:
     scores = correlational_score(real, fake, repeats=2, generator=torch.Generator().manual_seed(5))
     g = torch.Generator().manual_seed(5)
     idx_r = torch.randint(40, (2, 8), generator=g).numpy()
-    idx_f = torch.randint(25, (2, 5), generator=g).numpy()
+    idx_f = torch.randint(25, (2, 8), generator=g).numpy()  # N // 5 from each set
 
     def pooled(x: np.ndarray) -> np.ndarray:
         z = (x - x.mean(axis=(0, 1))) / x.std(axis=(0, 1), ddof=1)
@@ -162,3 +163,25 @@ def test_pooled_score_is_the_reference_formula() -> None:
         assert scores[r].item() == pytest.approx(expected, abs=1e-12)
     with pytest.raises(ValueError, match="standardise must be 'pooled' or 'window'"):
         correlational_score(real, fake, standardise="global")
+
+
+def test_score_does_not_depend_on_how_many_windows_were_generated() -> None:
+    """N // 5 windows are drawn from both sets (the reference's size): a generated set ten times
+    larger with the same windows gives the same scores in distribution; drawing M // 5 from it
+    instead would shrink the fake sample's noise and lower the score (by a tenth here)."""
+    real = _correlated(50, seed=1)
+    fake = _correlated(50, seed=2)
+    same = correlational_score(real, fake, repeats=400)
+    larger = correlational_score(real, fake.repeat(10, 1, 1), repeats=400)
+    assert float(larger.mean() / same.mean()) == pytest.approx(1.0, abs=0.05)
+
+
+def test_pooled_constant_feature_is_a_clear_error() -> None:
+    real = _correlated(20)
+    fake = real.clone()
+    fake[..., 1] = 0.5  # a generator that collapsed feature 1
+    with pytest.raises(ValueError, match=r"fake features \[1\] are constant"):
+        correlational_score(real, fake)
+    assert constant_features(fake) == [1] and constant_features(real) == []
+    # The per-window standardisation defines the correlation of a constant feature as 0.
+    assert torch.isfinite(correlational_score(real, fake, standardise="window")).all()

@@ -154,3 +154,23 @@ def test_metric_groups_expand_inside_lists() -> None:
 
 def test_precision_is_recorded(report: Report) -> None:
     assert report.metadata["precision"] == "float32"
+
+
+def test_a_collapsed_feature_skips_only_the_correlational_score() -> None:
+    real, fake = _windows(30), _windows(30, seed=3)
+    fake[..., 2] = 7.0  # one value everywhere: the pooled correlation is undefined
+    names = ["correlational", "marginal_wasserstein"]
+    report = evaluate(real, fake, names, repeats=2, device="cpu")
+    assert list(report.results) == ["marginal_wasserstein"]
+    why = "undefined: fake features [2] constant over every window"
+    assert report.metadata["skipped"] == {"correlational": why}
+    assert f"correlational skipped: {why}" in str(report)
+
+
+def test_iterations_are_recorded() -> None:
+    real, fake = _windows(30), _windows(30, seed=3)
+    report = evaluate(real, fake, ["discriminative"], repeats=2, iterations={"discriminative": 4},
+                      device="cpu")  # fmt: skip
+    note = "4 training iterations, set (the protocol's: 2000)"
+    assert report["discriminative"].note == note
+    assert note in str(report)

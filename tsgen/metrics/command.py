@@ -227,7 +227,9 @@ def evaluate_main(args: Sequence[str] | None = None) -> None:
                 raise ValueError(f"--sampling: {type(model).__name__} has no sampling options")
             model.set_sampling(**sampling)
             metadata["sampling"] = sampling
-        n = ns.num_samples or real.shape[0]
+        n = real.shape[0] if ns.num_samples is None else ns.num_samples
+        if n < 1:
+            raise ValueError(f"--num_samples must be at least 1; got {n}")
         log.info("generating %d windows from %s", n, ns.source)
         fake = model.sample(n, seed=ns.seed, progress=not ns.no_progress).cpu().numpy()
         metadata.update(num_samples=n, sample_seed=ns.seed)

@@ -23,7 +23,7 @@ from tsgen._validation import check_int
 from tsgen.metrics._repeats import repeat_generators, resolve_device
 from tsgen.metrics.distances import _check_pair
 from tsgen.metrics.frechet import frechet_distance_from_samples
-from tsgen.metrics.ts2vec import _train
+from tsgen.metrics.ts2vec import _train, protocol_iterations
 
 __all__ = ["context_fid"]
 
@@ -89,7 +89,7 @@ def context_fid(
         )
     device = resolve_device(device)
     if iterations is None:
-        iterations = 200 if n * length * channels <= 100_000 else 600
+        iterations = protocol_iterations(n, length, channels)
     generators = repeat_generators(seed, repeats, torch.device("cpu"))
     model = _train(real, generators, iterations, batch_size, 1e-3, device, progress)
     real_embeddings = model.encode(real, encode_batch_size)  # (R, N_real, 320)

@@ -3,8 +3,9 @@
 features.
 
 Protocol (design notes, metrics.md, "Unconditional generation"): for each repeat,
-draw ``N_real // 5`` windows with replacement from the real set and ``N_fake // 5`` from the
-generated set (the reference code draws ``size = len / 5`` from each set); for each sample average
+draw ``N_real // 5`` windows with replacement from the real set and as many from the generated
+set (the reference code draws ``size = N_real / 5`` from each set, so that the score does not
+depend on how many windows were generated); for each sample average
 the per-window lag-0 cross-correlation matrices; the score is the sum of ``|C_fake - C_real|`` over
 the strictly lower triangle, divided by 10 (the reference's constant, kept so that numbers are
 comparable with the papers' tables).
@@ -33,7 +34,7 @@ from torch import Tensor
 
 from tsgen.metrics.distances import _check_pair, _check_windows
 
-__all__ = ["correlational_score", "mean_cross_correlation"]
+__all__ = ["constant_features", "correlational_score", "mean_cross_correlation"]
 
 # The reference implementation divides the summed absolute difference by 10.
 _REFERENCE_SCALE = 10.0
@@ -68,9 +69,25 @@ def _mean_correlation(x: Tensor) -> Tensor:
     return corr.mean(dim=-3)
 
 
-def _pooled_correlation(x: Tensor) -> Tensor:
+def constant_features(x: Tensor) -> list[int]:
+    """The features of ``x`` (``(..., n, L, C)``) that take one value over all its windows and
+    steps (in any leading batch entry): the pooled standardisation of :func:`correlational_score`
+    is undefined for them."""
+    flat = x.flatten(-3, -2)
+    constant = (flat.amax(dim=-2) == flat.amin(dim=-2)).reshape(-1, x.shape[-1]).any(dim=0)
+    return constant.nonzero().flatten().tolist()
+
+
+def _pooled_correlation(x: Tensor, name: str) -> Tensor:
     """The reference's correlation: standardise each feature over all windows and steps
-    (``ddof = 1``), then average ``z_i z_j``. ``x``: ``(..., n, L, C)`` -> ``(..., C, C)``."""
+    (``ddof = 1``), then average ``z_i z_j``. ``x``: ``(..., n, L, C)`` -> ``(..., C, C)``;
+    ``name``: which set ``x`` was drawn from, for the error on a constant feature."""
+    constant = constant_features(x)
+    if constant:
+        raise ValueError(
+            f"{name} features {constant} are constant over the drawn windows: the pooled "
+            "correlation is undefined (standardise='window' defines it as 0)"
+        )
     dims = (-3, -2)
     z = (x - x.mean(dim=dims, keepdim=True)) / x.std(dim=dims, keepdim=True)
     steps = x.shape[-3] * x.shape[-2]
@@ -110,9 +127,9 @@ def correlational_score(
     """Correlational score (Yoon et al. 2019, TimeGAN; Yuan & Qiao 2024, Diffusion-TS), once
     per repeat.
 
-    For each repeat ``r``: ``n_real = max(1, N // 5)`` indices into ``real`` and
-    ``n_fake = max(1, M // 5)`` into ``fake`` are drawn uniformly with replacement (the reference
-    draws ``len / 5`` from each set; the ``max(1, .)`` only matters for fewer than 5 windows);
+    For each repeat ``r``: ``n = max(1, N // 5)`` indices into ``real`` and as many into
+    ``fake`` are drawn uniformly with replacement (the reference draws ``N / 5`` from each set,
+    whatever ``M``; the ``max(1, .)`` only matters for fewer than 5 windows);
     ``C_real``, ``C_fake`` are the lag-0 correlation matrices of the two samples (pooled or
     per-window standardisation, see the module docstring) and the score is
     ``sum |C_fake[i, j] - C_real[i, j]| / 10`` over the lower triangle (with the diagonal when
@@ -120,7 +137,7 @@ def correlational_score(
     better; 0 means identical mean correlation structure.
 
     All repeats are computed at once: one ``(repeats, n)`` index tensor per set and a single
-    gather, with no Python loop over windows or repeats (memory ``repeats * (N + M) / 5 * L * C``
+    gather, with no Python loop over windows or repeats (memory ``2 * repeats * N / 5 * L * C``
     elements).
 
     Args:
@@ -135,6 +152,10 @@ def correlational_score(
 
     Returns:
         ``(repeats,)`` scores in the dtype and on the device of the inputs.
+
+    Raises:
+        ValueError: with ``standardise="pooled"``, if a feature is constant over the windows
+            drawn from either set (:func:`constant_features`).
     """
     real, fake = _check_pair(real, fake)
     _check_features(real)
@@ -145,19 +166,20 @@ def correlational_score(
     elif not isinstance(generator, torch.Generator) or generator.device.type != "cpu":
         raise ValueError(f"generator must be a CPU torch.Generator; got {generator!r}")
 
-    n_real = max(1, real.shape[0] // 5)
-    n_fake = max(1, fake.shape[0] // 5)
-    idx_real = torch.randint(real.shape[0], (repeats, n_real), generator=generator)
-    idx_fake = torch.randint(fake.shape[0], (repeats, n_fake), generator=generator)
+    n = max(1, real.shape[0] // 5)
+    idx_real = torch.randint(real.shape[0], (repeats, n), generator=generator)
+    idx_fake = torch.randint(fake.shape[0], (repeats, n), generator=generator)
     if standardise not in ("pooled", "window"):
         raise ValueError(f"standardise must be 'pooled' or 'window'; got {standardise!r}")
-    correlation = _pooled_correlation if standardise == "pooled" else _mean_correlation
-    c_real = correlation(real[idx_real.to(real.device)])  # (repeats, C, C)
-    c_fake = correlation(fake[idx_fake.to(fake.device)])  # (repeats, C, C)
+    drawn = {"real": real[idx_real.to(real.device)], "fake": fake[idx_fake.to(fake.device)]}
+    if standardise == "pooled":
+        c_real, c_fake = (_pooled_correlation(x, name) for name, x in drawn.items())
+    else:
+        c_real, c_fake = (_mean_correlation(x) for x in drawn.values())  # (repeats, C, C)
 
     channels = real.shape[-1]
     # The reference sums the lower triangle with its diagonal; the per-window variant without.
     offset = 0 if standardise == "pooled" else -1
     rows, cols = torch.tril_indices(channels, channels, offset=offset, device=real.device)
-    diff = (c_fake - c_real)[:, rows, cols].abs()  # (repeats, C (C - 1) / 2)
+    diff = (c_fake - c_real)[:, rows, cols].abs()  # (repeats, C (C + 1) / 2 or C (C - 1) / 2)
     return diff.sum(dim=-1) / _REFERENCE_SCALE

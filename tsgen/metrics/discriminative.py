@@ -47,6 +47,8 @@ __all__ = ["discriminative_score"]
 
 # Input elements (windows x steps x repeats x features) evaluated per forward pass at test time.
 _EVAL_ELEMENTS = 2**24
+# The protocol's Adam steps per classifier.
+ITERATIONS = 2000
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,7 @@ def discriminative_score(
     *,
     repeats: int = 5,
     seed: int = 0,
-    iterations: int = 2000,
+    iterations: int = ITERATIONS,
     batch_size: int = 128,
     train_fraction: float = 0.8,
     device: str | torch.device | None = None,

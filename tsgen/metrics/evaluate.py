@@ -18,7 +18,8 @@ from torch import Tensor
 from tsgen import __version__
 from tsgen.metrics._repeats import repeat_generators, resolve_device
 from tsgen.metrics.context_fid import context_fid
-from tsgen.metrics.correlational import correlational_score
+from tsgen.metrics.correlational import constant_features, correlational_score
+from tsgen.metrics.discriminative import ITERATIONS as DISCRIMINATIVE_ITERATIONS
 from tsgen.metrics.discriminative import discriminative_score
 from tsgen.metrics.distances import (
     _check_pair,
@@ -27,8 +28,10 @@ from tsgen.metrics.distances import (
     mmd_rbf,
     spectrum_distance,
 )
+from tsgen.metrics.predictive import ITERATIONS as PREDICTIVE_ITERATIONS
 from tsgen.metrics.predictive import predictive_score
 from tsgen.metrics.report import MetricResult, Report
+from tsgen.metrics.ts2vec import protocol_iterations
 
 __all__ = ["METRICS", "PAPER_METRICS", "TRAINED_METRICS", "evaluate", "minmax_scale"]
 
@@ -42,6 +45,14 @@ class _Metric:
     compute: Callable[..., tuple[Tensor, str]]
 
 
+def _iterations_note(iterations: int | None, protocol: int) -> str:
+    """How long the metric's networks trained: a number set in place of the protocol's is
+    said, so that a quick look is never read as the protocol."""
+    if iterations is None or iterations == protocol:
+        return f"{protocol} training iterations (the protocol's)"
+    return f"{iterations} training iterations, set (the protocol's: {protocol})"
+
+
 def _context_fid(real, fake, repeats, seed, device, progress, iterations):
     values = context_fid(
         real,
@@ -52,7 +63,7 @@ def _context_fid(real, fake, repeats, seed, device, progress, iterations):
         device=device,
         progress=progress,
     )
-    return values, ""
+    return values, _iterations_note(iterations, protocol_iterations(*real.shape))
 
 
 def _correlational(real, fake, repeats, seed, device, progress, iterations):
@@ -67,7 +78,7 @@ def _discriminative(real, fake, repeats, seed, device, progress, iterations):
     values = discriminative_score(
         real, fake, repeats=repeats, seed=seed, device=device, progress=progress, **kwargs
     )
-    return values, ""
+    return values, _iterations_note(iterations, DISCRIMINATIVE_ITERATIONS)
 
 
 def _predictive(real, fake, repeats, seed, device, progress, iterations):
@@ -83,11 +94,11 @@ def _predictive(real, fake, repeats, seed, device, progress, iterations):
         univariate=univariate,
         **kwargs,
     )
-    note = (
-        "univariate variant (the next value from the past values; the protocol needs C >= 2)"
-        if univariate
-        else ""
-    )
+    note = _iterations_note(iterations, PREDICTIVE_ITERATIONS)
+    if univariate:
+        note += (
+            "; univariate variant (the next value from the past values; the protocol needs C >= 2)"
+        )
     return values, note
 
 
@@ -253,10 +264,21 @@ def evaluate(
     if not scaled:
         real, fake = minmax_scale(real, fake)
     skipped = {}
-    if real.shape[-1] == 1 and "correlational" in names:
-        names.remove("correlational")
-        skipped["correlational"] = "needs C >= 2 features"
-        log.warning("correlational score skipped: it needs C >= 2 features")
+    if "correlational" in names:
+        # Said before anything runs, not raised after the trained metrics: a generator that
+        # collapses a feature to one value still gets its other scores.
+        constant = {name: constant_features(x) for name, x in (("real", real), ("fake", fake))}
+        if real.shape[-1] == 1:
+            skipped["correlational"] = "needs C >= 2 features"
+        elif any(constant.values()):
+            skipped["correlational"] = "undefined: " + "; ".join(
+                f"{name} features {features} constant over every window"
+                for name, features in constant.items()
+                if features
+            )
+        if "correlational" in skipped:
+            names.remove("correlational")
+            log.warning("correlational score skipped: %s", skipped["correlational"])
 
     results: dict[str, MetricResult] = {}
     for name in names:

@@ -40,6 +40,8 @@ __all__ = ["predictive_score"]
 
 # Input elements (windows x steps x repeats x features) evaluated per forward pass at test time.
 _EVAL_ELEMENTS = 2**24
+# The protocol's Adam steps per predictor.
+ITERATIONS = 5000
 
 
 def _inputs_targets(windows: Tensor, univariate: bool) -> tuple[Tensor, Tensor]:
@@ -149,7 +151,7 @@ def predictive_score(
     *,
     repeats: int = 5,
     seed: int = 0,
-    iterations: int = 5000,
+    iterations: int = ITERATIONS,
     batch_size: int = 128,
     univariate: bool = False,
     device: str | torch.device | None = None,

@@ -121,6 +121,8 @@ class Report:
             f"{self.wall_time_s:.1f} s"
         )
         lines += [f"{r.label}: {r.note}" for r in self.results.values() if r.note]
+        skipped = self.metadata.get("skipped", {})
+        lines += [f"{name} skipped: {why}" for name, why in skipped.items()]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:

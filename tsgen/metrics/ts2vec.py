@@ -63,6 +63,12 @@ DROPOUT = 0.1  # reference: TSEncoder.repr_dropout
 ALPHA = 0.5  # reference: hierarchical_contrastive_loss(alpha=0.5)
 
 
+def protocol_iterations(n: int, length: int, channels: int) -> int:
+    """The reference's TS2Vec training length for ``n`` windows of ``length`` x ``channels``:
+    200 optimizer steps up to 100 000 values, else 600."""
+    return 200 if n * length * channels <= 100_000 else 600
+
+
 def _default_init(shape: tuple[int, ...], fan_in: int, generators: list[torch.Generator]) -> Tensor:
     """``(R, *shape)`` float32, repeat ``r`` drawn from ``generators[r]`` like torch's default
     ``nn.Linear`` / ``nn.Conv1d`` init: ``kaiming_uniform_(a=sqrt(5))`` for weights and the bias
@@ -577,7 +583,7 @@ def train_ts2vec(
     check_int("repeats", repeats)
     check_int("seed", seed, minimum=0)
     if iterations is None:
-        iterations = 200 if n * length * channels <= 100_000 else 600
+        iterations = protocol_iterations(n, length, channels)
     check_int("iterations", iterations)
     check_int("batch_size", batch_size)
     if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0:
