@@ -132,7 +132,7 @@ def test_plots_without_matplotlib_fail_before_the_metrics(
         ("sines", None, True),  # the papers score Sines as they are
         ("sines", "--rescale", False),
         ("stocks", None, False),
-        ("stocks", "--scaled", True),
+        ("real.npy", "--scaled", True),  # a user's windows already in [0, 1]
         ("real.npy", None, False),  # a user's windows: rescaled unless told
     ],
 )
@@ -148,6 +148,18 @@ def test_evaluate_scores_sines_in_its_own_units(
           "--repeats", "2", "--no_progress", *([flag] if flag else [])])  # fmt: skip
     scaling = json.loads(Path("evaluation.json").read_text())["scaling"]
     assert scaling == ("already in [0, 1]" if own_units else "scaled by the real windows' min-max")
+
+
+@pytest.mark.usefixtures("clean_argv")
+def test_scaled_is_refused_for_windows_outside_the_unit_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    np.save("fake.npy", np.random.default_rng(0).uniform(size=(30, 8, 6)))
+    # Stocks' prices and volumes in their own units: not in [0, 1], whatever the flag says.
+    with pytest.raises(ValueError, match=r"scaled=True says real is already in \[0, 1\]"):
+        main(["evaluate", "fake.npy", "--real", "stocks", "--window", "8", "--metrics", "acf",
+              "--repeats", "2", "--no_progress", "--scaled"])  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -174,3 +174,22 @@ def test_iterations_are_recorded() -> None:
     note = "4 training iterations, set (the protocol's: 2000)"
     assert report["discriminative"].note == note
     assert note in str(report)
+
+
+def test_a_large_offset_keeps_its_variation() -> None:
+    """The sets are scaled in float64: in float32, 1e6 + 0.01 sin(.) would round to 1e6."""
+    real, fake = _windows(20), _windows(20, seed=3)
+    offset = 1e6 + 0.002 * (real - 10.0)  # amplitude 0.01 on an offset of 1e6
+    report = evaluate(offset, 1e6 + 0.002 * (fake - 10.0), ["acf"], repeats=2, device="cpu")
+    reference = evaluate(real, fake, ["acf"], repeats=2, device="cpu")
+    assert report.real.dtype == np.float32 and float(report.real.std()) > 0.2
+    np.testing.assert_allclose(report.real, reference.real, atol=1e-4)
+    assert report["acf"].values == pytest.approx(reference["acf"].values, abs=1e-4)
+
+
+def test_scaled_real_windows_must_lie_in_the_unit_interval() -> None:
+    real = _windows(20)
+    with pytest.raises(ValueError, match=r"scaled=True says real is already in \[0, 1\]"):
+        evaluate(real, real, ["acf"], repeats=2, scaled=True, device="cpu")
+    unit, _ = minmax_scale(torch.from_numpy(real), torch.from_numpy(real))
+    evaluate(unit, unit, ["acf"], repeats=2, scaled=True, device="cpu")

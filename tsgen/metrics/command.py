@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tsgen.metrics._repeats import resolve_device
-from tsgen.metrics.evaluate import METRICS, TRAINED_METRICS, evaluate
+from tsgen.metrics.evaluate import METRICS, TRAINED_METRICS, check_unit_interval, evaluate
 
 if TYPE_CHECKING:
     from tsgen.data import WindowsDataModule
@@ -211,6 +211,8 @@ def evaluate_main(args: Sequence[str] | None = None) -> None:
         scaled = dataset in PROTOCOL_UNITS_DATASETS
         if scaled:
             log.info("scoring %s in its own units, as the papers do (--rescale to change)", dataset)
+    if scaled:
+        check_unit_interval(real)  # before minutes of sampling, not after
     if np.isnan(real).any():
         incomplete = int(np.isnan(real).any(axis=(1, 2)).sum())
         raise ValueError(

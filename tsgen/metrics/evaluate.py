@@ -33,7 +33,14 @@ from tsgen.metrics.predictive import predictive_score
 from tsgen.metrics.report import MetricResult, Report
 from tsgen.metrics.ts2vec import protocol_iterations
 
-__all__ = ["METRICS", "PAPER_METRICS", "TRAINED_METRICS", "evaluate", "minmax_scale"]
+__all__ = [
+    "METRICS",
+    "PAPER_METRICS",
+    "TRAINED_METRICS",
+    "check_unit_interval",
+    "evaluate",
+    "minmax_scale",
+]
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +143,9 @@ PAPER_METRICS = ("context_fid", "correlational", "discriminative", "predictive")
 tables' order."""
 
 TRAINED_METRICS = ("context_fid", "discriminative", "predictive")
+
+# How far outside [0, 1] real windows said to be scaled may reach: rounding of a min-max map.
+_SCALED_SLACK = 1e-6
 """The metrics that train a network, whose iteration counts :func:`evaluate` can override."""
 
 
@@ -155,6 +165,16 @@ def minmax_scale(real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
     return (real - low) / span, (fake - low) / span
 
 
+def check_unit_interval(real: Tensor | np.ndarray) -> None:
+    """Raise unless ``real`` lies in ``[0, 1]`` (up to rounding), as ``scaled=True`` says."""
+    low, high = float(real.min()), float(real.max())
+    if low < -_SCALED_SLACK or high > 1 + _SCALED_SLACK:
+        raise ValueError(
+            f"scaled=True says real is already in [0, 1]; its values span [{low:.4g}, "
+            f"{high:.4g}] (scaled=False scales both sets by the real windows' min-max)"
+        )
+
+
 def _as_windows(name: str, value: object) -> Tensor:
     if isinstance(value, np.ndarray):
         if not np.issubdtype(value.dtype, np.number):
@@ -165,7 +185,9 @@ def _as_windows(name: str, value: object) -> Tensor:
             f"{name} must be a NumPy array or torch.Tensor of shape (N, L, C); got "
             f"{type(value).__name__}"
         )
-    return value.detach().to("cpu", torch.float32)
+    # Float64 until the sets are scaled: float32 keeps 7 digits, so a series with a large
+    # offset (1e6 +- 0.01) would lose its variation before the offset is taken off.
+    return value.detach().to("cpu", torch.float64)
 
 
 def _metric_names(metrics: str | Sequence[str]) -> list[str]:
@@ -263,6 +285,10 @@ def evaluate(
     resolved = resolve_device(device)
     if not scaled:
         real, fake = minmax_scale(real, fake)
+    else:
+        check_unit_interval(real)
+    # The metrics run in float32, as the reference's.
+    real, fake = real.float(), fake.float()
     skipped = {}
     if "correlational" in names:
         # Said before anything runs, not raised after the trained metrics: a generator that
