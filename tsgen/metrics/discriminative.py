@@ -11,9 +11,11 @@ Protocol, per repeat (inputs are windows scaled to ``[0, 1]``, shape ``(N, L, C)
    generated training windows (label 0); Adam (lr ``1e-3``, betas ``0.9 / 0.999``, eps ``1e-8``),
    2000 iterations, each with 128 real and 128 generated windows drawn without replacement
    within the batch;
-3. the score is ``|accuracy - 0.5|`` on the held-out real and generated windows together
-   (predicting "real" where the logit is positive). 0 means indistinguishable, 0.5 means
-   perfectly separated.
+3. the score is ``|accuracy - 0.5|`` on the held-out real and generated windows (predicting
+   "real" where the logit is positive), the accuracy being the mean of the accuracies on the
+   real and on the generated windows: the plain accuracy on both together when the sets are
+   equal, as in the protocol, and not weighted by their sizes when they are not. 0 means
+   indistinguishable, 0.5 means perfectly separated.
 
 All repeats train at once as one :class:`~tsgen.metrics._stacked_gru.StackedGRU` (block-diagonal
 weights, summed losses): repeat ``r`` draws its initial weights, splits and batches from its own
@@ -203,7 +205,8 @@ def discriminative_score(
     progress: bool = False,
 ) -> Tensor:
     """The TimeGAN discriminative score ``|accuracy - 0.5|`` of a post-hoc GRU classifier, one
-    value per repeat (protocol in the module docstring).
+    value per repeat (protocol in the module docstring; the accuracy is balanced between the
+    real and the generated test windows, the plain one for sets of equal size).
 
     Args:
         real: ``(N_real, L, C)`` real windows scaled to ``[0, 1]``.
