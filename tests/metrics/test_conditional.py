@@ -287,6 +287,11 @@ def test_quantile_crps_hand_computed() -> None:
     mask = torch.tensor([[[True, True, False]]])
     got = normalized_quantile_crps(samples, target, mask, quantiles=(0.25, 0.75))
     assert got.item() == pytest.approx(0.7)
+    # ``valid`` comes fourth, as in the sibling metrics; padding entry B leaves entry A:
+    # 2 * (0.625 + 1.125) / 2 / 3 per level.
+    valid = torch.tensor([[[True, False, True]]])
+    padded = normalized_quantile_crps(samples, target, mask, valid, quantiles=(0.25, 0.75))
+    assert padded.item() == pytest.approx(1.75 / 3)
 
 
 def test_quantile_crps_matches_csdi_reference() -> None:

@@ -268,8 +268,9 @@ def normalized_quantile_crps(
     samples: Tensor,
     target: Tensor,
     mask: Tensor,
-    quantiles: Sequence[float] = DEFAULT_QUANTILES,
     valid: Tensor | None = None,
+    *,
+    quantiles: Sequence[float] = DEFAULT_QUANTILES,
 ) -> Tensor:
     """CSDI's normalised quantile CRPS (Tashiro et al. 2021, ``calc_quantile_CRPS``).
 
@@ -288,8 +289,9 @@ def normalized_quantile_crps(
         samples: ``(B, S, L, C)``, S draws from the model per series.
         target: ``(B, L, C)`` ground truth; may be NaN outside the scored entries.
         mask: ``(B, L, C)`` bool, True where the entry is scored (the unobserved entries).
-        quantiles: levels in ``(0, 1)``; default the 19 levels 0.05, 0.10, ..., 0.95.
-        valid: optional ``(B, L)`` or ``(B, L, C)`` bool, False on padding; restricts ``mask``.
+        valid: optional ``(B, L)`` or ``(B, L, C)`` bool, False on padding; restricts ``mask``
+            (fourth, as in the other conditional metrics).
+        quantiles: levels in ``(0, 1)``, by keyword; default the 19 levels 0.05, ..., 0.95.
 
     Returns:
         0-d tensor.
