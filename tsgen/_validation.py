@@ -3,6 +3,8 @@ imports nothing else from tsgen)."""
 
 from __future__ import annotations
 
+from numbers import Integral
+
 __all__ = ["check_choice", "check_int", "check_open_fraction"]
 
 
@@ -14,12 +16,12 @@ def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
 
 
 def check_int(name: str, value: object, minimum: int = 1) -> int:
-    """``value`` if it is an integer (not a bool) of at least ``minimum``, else a ``ValueError``
-    naming ``name``, what was expected and what came."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    """``value`` as an ``int`` if it is an integer (Python's or NumPy's, not a bool) of at least
+    ``minimum``, else a ``ValueError`` naming ``name``, what was expected and what came."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
         expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise ValueError(f"{name} must be {expected}; got {value!r}")
-    return value
+    return int(value)
 
 
 def check_open_fraction(name: str, value: object) -> float:

@@ -61,6 +61,12 @@ def test_sample_missing_ratios() -> None:
     assert abs(ratios.mean().item() - 0.4) < 3 * 0.4 / math.sqrt(12 * 10000)
     assert torch.equal(sample_missing_ratios(10000, 0.2, 0.6, generator=gen(3)), ratios)
     assert sample_missing_ratios(3, 0.3, 0.3).eq(0.3).all()
+    default = torch.get_default_dtype()
+    try:  # float32 whatever torch's default dtype
+        torch.set_default_dtype(torch.float64)
+        assert sample_missing_ratios(3, 0.2, 0.6).dtype == torch.float32
+    finally:
+        torch.set_default_dtype(default)
 
 
 @pytest.mark.parametrize(("ratio", "mean_run"), [(0.2, 3.0), (0.5, 3.0), (0.3, 8.0)])

@@ -126,9 +126,11 @@ def test_a_window_without_range_of_its_own_takes_the_given_span() -> None:
     assert float(y[..., 0].abs().max()) == 0.0
     torch.testing.assert_close(scale.inverse_transform(y), x)
     with pytest.raises(
-        ValueError, match=r"span must be a positive tensor of shape \(C,\) = \(2,\)"
+        ValueError, match=r"span must be a finite positive tensor of shape \(C,\) = \(2,\)"
     ):
         fit_window_scale(x, span=torch.ones(3, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"span must be a finite positive tensor"):
+        fit_window_scale(x, span=torch.tensor([1.0, torch.inf], dtype=torch.float64))
 
 
 def test_a_floor_widens_narrow_observed_ranges_about_their_midpoint() -> None:
@@ -148,7 +150,7 @@ def test_a_floor_widens_narrow_observed_ranges_about_their_midpoint() -> None:
     # A zero floor changes nothing; a negative one is refused by name.
     unfloored = fit_window_scale(x, mask, min_span=torch.zeros(2, dtype=torch.float64))
     torch.testing.assert_close(unfloored.low, fit_window_scale(x, mask).low)
-    with pytest.raises(ValueError, match=r"min_span must be a non-negative tensor of shape"):
+    with pytest.raises(ValueError, match=r"min_span must be a finite non-negative tensor of"):
         fit_window_scale(x, mask, min_span=torch.tensor([-1.0, 1.0], dtype=torch.float64))
 
 
@@ -158,3 +160,13 @@ def test_the_median_window_span_skips_windows_without_two_observed_entries() -> 
     observed[2, 0, 1] = False  # window 2 has one observed entry of feature 1
     # Feature 0: ranges 1, 3, 0 -> median 1; feature 1: ranges 0, 0 (window 2 left out) -> 0.
     torch.testing.assert_close(median_window_span(x, observed), torch.tensor([1.0, 0.0]))
+
+
+def test_fit_refuses_inf_and_names_the_features() -> None:
+    x = torch.tensor([[0.0, 1.0], [torch.inf, 2.0], [1.0, 3.0]], dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"train: feature\(s\) \[0\] hold inf"):
+        MinMaxScaler(2).fit(x)
+    x[1, 0] = 0.5
+    x[:, 1] = 2.0
+    with pytest.raises(ValueError, match=r"my data: feature\(s\) \['volume'\] are constant"):
+        MinMaxScaler(2).fit(x, names=["price", "volume"], where="my data")

@@ -69,6 +69,9 @@ def test_non_numeric_column_message_names_the_column() -> None:
         (["a,b"], r"the series is empty \(shape \(0, 2\)\)"),
         ([], "the file is empty"),
         (["a,b", "1,2", "3"], "line 3 has 1 fields but the file has 2 columns"),
+        # Blank lines are skipped but counted: 'x' is on the file's line 5.
+        (["a,b", "1,2", "", "", "3,x"], r"column 'b' is not numeric.*\(line 5 holds 'x'\)"),
+        (["a,b", "1e308,1", "-1e308,2"], r"column\(s\) \['a'\] span more than float64"),
     ],
 )
 def test_bad_csv(lines: list[str], message: str) -> None:
@@ -125,3 +128,15 @@ def test_caller_argument_names_appear_in_messages() -> None:
         ValueError, match=r"^data.path 'gaps.csv': .*data.treat_nan_as_missing=True"
     ):
         load_series(path, arg_names=names)
+
+
+def test_an_object_npy_is_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "objects.npy"
+    np.save(path, np.array([[1, "a"], [2, "b"]], dtype=object), allow_pickle=True)
+    with pytest.raises(TypeError, match=r"source '.*objects.npy': expected a numeric array"):
+        load_series(path)
+
+
+def test_numpy_integer_column_positions() -> None:
+    data, names = load_series(GOOD, columns=[np.int64(1)])
+    assert names == ["1"] and data.shape == (GOOD.shape[0], 1)

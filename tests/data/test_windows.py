@@ -203,6 +203,8 @@ def test_user_columns_and_builtin_columns() -> None:
         ({"window": 0}, "window must be a positive integer; got 0"),
         ({"batch_size": 0}, "batch_size must be a positive integer"),
         ({"num_workers": -1}, "num_workers must be an integer >= 0"),
+        ({"seed": -1}, "seed must be an integer >= 0; got -1"),
+        ({"dataset": "stocks", "seed": "a"}, "seed must be an integer >= 0; got 'a'"),
         ({"columns": ["Price"]}, r"data.columns names 'Price', which is not a column"),
     ],
 )
@@ -411,3 +413,19 @@ def test_resumed_training_sees_the_uninterrupted_batches(
     _fit(saved_at, num_workers, tmp_path / "first", callbacks=[checkpoints])
     resumed = _fit(total, num_workers, tmp_path / "resumed", ckpt_path=tmp_path / "ckpt/last.ckpt")
     assert resumed.seen == straight[saved_at:]
+
+
+def test_fractions_must_be_numbers() -> None:
+    with pytest.raises(TypeError, match=r"val_fraction must be a number; got '0\.1'"):
+        WindowsDataModule(val_fraction="0.1")
+
+
+def test_a_feature_constant_in_the_training_split_names_source_split_and_column() -> None:
+    series = np.random.default_rng(0).standard_normal((1000, 2))
+    series[:900, 1] = 3.0  # varies only in the validation and test parts
+    np.save("part.npy", series)
+    with pytest.raises(ValueError, match=(
+        r"data.path 'part.npy', the training split \(the series' first part\): feature\(s\) "
+        r"\['1'\] are constant"
+    )):  # fmt: skip
+        WindowsDataModule(path="part.npy", window=8, split="chronological")

@@ -147,7 +147,7 @@ def sample_missing_ratios(
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> Tensor:
-    """``(n,)`` float32 missing ratios drawn uniformly from ``[low, high]``, one per window.
+    """``(n,)`` float32 missing ratios drawn uniformly from ``[low, high)``, one per window.
 
     Raises:
         ValueError: unless ``0 <= low <= high < 1`` and ``n`` is a positive integer.
@@ -158,7 +158,8 @@ def sample_missing_ratios(
     if low > high:
         raise ValueError(f"low must not exceed high; got low={low!r}, high={high!r}")
     device = _resolve_device(device, generator, None)
-    return torch.rand(n, generator=generator, device=device).mul_(high - low).add_(low)
+    ratios = torch.rand(n, generator=generator, device=device, dtype=torch.float32)
+    return ratios.mul_(high - low).add_(low)
 
 
 def geometric_runs_mask(

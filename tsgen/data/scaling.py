@@ -70,25 +70,42 @@ class MinMaxScaler(nn.Module):
         return x
 
     @torch.no_grad()
-    def fit(self, train: Tensor | np.ndarray) -> MinMaxScaler:
+    def fit(
+        self,
+        train: Tensor | np.ndarray,
+        *,
+        names: list[str] | None = None,
+        where: str = "train",
+    ) -> MinMaxScaler:
         """Fit the per-feature minima and maxima of ``train``: ``(N, L, C)`` windows or a
         ``(rows, C)`` series, NaN ignored. Returns ``self``.
 
+        Args:
+            train: the data fitted on.
+            names: the features' names for error messages (default: their positions).
+            where: how error messages refer to ``train`` (a datamodule names its source and
+                split).
+
         Raises:
-            ValueError: for another shape, or a feature that is constant or has no observed
-                values in ``train`` (it cannot be scaled).
+            ValueError: for another shape, an infinite value, or a feature that is constant or
+                has no observed values in ``train`` (it cannot be scaled).
         """
         x = self._check(train, "train", fitting=True)
         if x.ndim not in (2, 3):
             raise ValueError(f"train must be (N, L, C) or (rows, C); got shape {tuple(x.shape)}")
         x = x.detach().to(torch.float64).reshape(-1, self.n_features)
+        labels = list(range(self.n_features)) if names is None else names
+        infinite = [labels[c] for c in x.isinf().any(dim=0).nonzero().flatten().tolist()]
+        if infinite:
+            raise ValueError(f"{where}: feature(s) {infinite} hold inf; min-max scaling needs "
+                             "finite values")  # fmt: skip
         nan = x.isnan()
         low = x.masked_fill(nan, torch.inf).amin(dim=0)
         high = x.masked_fill(nan, -torch.inf).amax(dim=0)
-        bad = (high <= low).nonzero().flatten().tolist()
+        bad = [labels[c] for c in (high <= low).nonzero().flatten().tolist()]
         if bad:
             raise ValueError(
-                f"train: feature(s) {bad} are constant or have no observed values; min-max "
+                f"{where}: feature(s) {bad} are constant or have no observed values; min-max "
                 "scaling needs at least two distinct values per feature"
             )
         self.data_min.copy_(low)
@@ -233,8 +250,9 @@ def _check_span(name: str, span: object, n_features: int, minimum: str = "positi
     ok = isinstance(span, Tensor) and span.shape == (n_features,)
     if ok:
         ok = bool((span > 0).all()) if minimum == "positive" else bool((span >= 0).all())
+        ok = ok and bool(torch.isfinite(span).all())
     if not ok:
         raise ValueError(
-            f"{name} must be a {minimum} tensor of shape (C,) = ({n_features},); got "
+            f"{name} must be a finite {minimum} tensor of shape (C,) = ({n_features},); got "
             f"{tuple(span.shape) if isinstance(span, Tensor) else type(span).__name__}"
         )

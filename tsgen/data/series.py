@@ -11,6 +11,7 @@ import csv
 import io
 import sys
 from collections.abc import Mapping, Sequence
+from numbers import Integral
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -53,15 +54,17 @@ def parse_csv(
             must be numeric.
         columns_arg: how error messages refer to ``columns`` (the hint for non-numeric columns).
     """
-    rows = [row for row in csv.reader(io.StringIO(text)) if row]
-    if not rows:
+    # Blank lines are skipped, so each row keeps the file's line number for the messages.
+    reader = csv.reader(io.StringIO(text))
+    numbered = [(reader.line_num, row) for row in reader if row]
+    if not numbered:
         raise ValueError(f"{where}: the file is empty; expected a header and rows of numbers")
-    has_header = any(_parse_cell(cell) is None for cell in rows[0])
-    names = (
-        [cell.strip() for cell in rows[0]] if has_header else [str(i) for i in range(len(rows[0]))]
-    )
-    body = rows[1:] if has_header else rows
-    for line, row in enumerate(body, start=2 if has_header else 1):
+    first = numbered[0][1]
+    has_header = any(_parse_cell(cell) is None for cell in first)
+    names = [cell.strip() for cell in first] if has_header else [str(i) for i in range(len(first))]
+    records = numbered[1:] if has_header else numbered
+    lines, body = [line for line, _ in records], [row for _, row in records]
+    for line, row in zip(lines, body, strict=True):
         if len(row) != len(names):
             raise ValueError(
                 f"{where}: line {line} has {len(row)} fields but the file has {len(names)} columns"
@@ -69,12 +72,12 @@ def parse_csv(
     keep = select_columns(names, columns, where, columns_arg)
     data = np.empty((len(body), len(keep)), dtype=np.float64)
     for j, k in enumerate(keep):
-        for i, row in enumerate(body):
+        for i, (line, row) in enumerate(zip(lines, body, strict=True)):
             value = _parse_cell(row[k])
             if value is None:
                 raise ValueError(
                     f"{where}: column {names[k]!r} is not numeric; drop it or pass "
-                    f"{columns_arg}=[...] (line {i + 1 + has_header} holds {row[k].strip()!r})"
+                    f"{columns_arg}=[...] (line {line} holds {row[k].strip()!r})"
                 )
             data[i, j] = value
     return data, [names[k] for k in keep]
@@ -92,8 +95,9 @@ def select_columns(
         )
     positions = []
     for column in columns:
-        if isinstance(column, int) and not isinstance(column, bool) and 0 <= column < len(names):
-            positions.append(column)
+        position = isinstance(column, Integral) and not isinstance(column, bool)
+        if position and 0 <= column < len(names):
+            positions.append(int(column))
         elif isinstance(column, str) and column in names:
             positions.append(names.index(column))
         else:
@@ -139,9 +143,15 @@ def validate_series(
         if nan.all():
             raise ValueError(f"{where}: column {name!r} has no observed (non-NaN) values")
     observed = np.where(np.isnan(data), np.nanmax(data, axis=0), data)
-    constant = [
-        name for name, span in zip(names, np.ptp(observed, axis=0), strict=True) if span == 0
-    ]
+    with np.errstate(over="ignore"):
+        spans = np.ptp(observed, axis=0)
+    overflow = [name for name, span in zip(names, spans, strict=True) if np.isinf(span)]
+    if overflow:
+        raise ValueError(
+            f"{where}: column(s) {overflow} span more than float64 can hold (max - min "
+            "overflows); rescale them"
+        )
+    constant = [name for name, span in zip(names, spans, strict=True) if span == 0]
     if constant:
         raise ValueError(
             f"{where}: constant column(s) {constant} cannot be min-max scaled; drop them from "
@@ -187,7 +197,11 @@ def load_series(
             raise ValueError(
                 f"{where}: unknown file extension {path.suffix!r}; expected .csv or .npy"
             )
-        return _from_array(np.load(path, allow_pickle=False), where, columns, allow_missing, arg)
+        try:
+            array = np.load(path, allow_pickle=False)
+        except ValueError as error:  # an object array: pickled Python objects, not numbers
+            raise TypeError(f"{where}: expected a numeric array; {error}") from None
+        return _from_array(array, where, columns, allow_missing, arg)
     if isinstance(source, Tensor):
         if source.is_complex() or source.dtype == torch.bool:
             raise TypeError(f"{arg['source']}: expected a real numeric tensor; got {source.dtype}")

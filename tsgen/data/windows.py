@@ -327,6 +327,7 @@ class WindowsDataModule(LightningDataModule):
             raise ValueError(f"horizon must be an integer in [0, window={window}); got {horizon!r}")
         self.horizon = horizon
         check_int("num_workers", num_workers, minimum=0)
+        check_int("seed", seed, minimum=0)
         self.window, self.stride, self.batch_size = window, stride, batch_size
         self.num_workers, self.seed = num_workers, seed
         self.scaling, self.treat_nan_as_missing = scaling, treat_nan_as_missing
@@ -334,7 +335,12 @@ class WindowsDataModule(LightningDataModule):
             dataset, path, columns, split, val_fraction, test_fraction, treat_nan_as_missing
         )
         self.n_features = len(self.feature_names)
-        self.scaler = MinMaxScaler(self.n_features).fit(parts[0])
+        # A feature may vary over the series but not in its training part: say where.
+        source = f"data.path {path!r}" if path is not None else f"dataset {dataset!r}"
+        part = "all windows" if split == "all" else "the training split (the series' first part)"
+        self.scaler = MinMaxScaler(self.n_features).fit(
+            parts[0], names=self.feature_names, where=f"{source}, {part}"
+        )
         splits = [self._make_split(part) for part in parts]
         self.train_split, self.val_split, self.test_split = (
             (splits[0],) * 3 if split == "all" else splits
@@ -483,6 +489,9 @@ def _check_options(
 ) -> None:
     for arg, value in (("window", window), ("stride", stride), ("batch_size", batch_size)):
         check_int(arg, value)
+    for arg, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"{arg} must be a number; got {value!r}")
     if split not in ("all", "chronological"):
         raise ValueError(f"split must be 'all' or 'chronological'; got {split!r}")
     if scaling not in ("global", "instance"):
