@@ -401,6 +401,22 @@ def test_probability_flow_has_half_the_score():
             "evaluates the dynamics of ReverseBridge at t = 0",
         ),
         (
+            # The probability flow keeps the bridge's domain checks.
+            lambda vp, x_T: solve(
+                ReverseBridge(vp, _half, x_T),
+                x_T,
+                uniform_grid(0.9, 0.0, 4, dtype=F64),
+                "ode_heun",
+            ),
+            "evaluates the dynamics of ReverseBridge at t = 0",
+        ),
+        (
+            lambda vp, x_T: solve(
+                ReverseBridge(vp, _half, x_T), x_T, uniform_grid(0.1, 0.9, 4), "ode_heun"
+            ),
+            "ReverseBridge runs backwards in time",
+        ),
+        (
             lambda vp, x_T: solve(
                 LinearBridge(vp, x_T), x_T, uniform_grid(0.0, 1.0, 4, dtype=F64), "heun"
             ),

@@ -13,6 +13,7 @@ from torch import nn
 from tsgen.sde import (
     ODE,
     SDE,
+    VESDE,
     VPSDE,
     BrownianIntervalNoise,
     ExplicitIncrements,
@@ -239,6 +240,31 @@ def test_torchsde_adjoint_gradient_equals_backprop_through_euler():
     assert 1.7 < gaps[0] / gaps[1] < 2.3 and 1.7 < gaps[1] / gaps[2] < 2.3, gaps
 
 
+def test_torchsde_adjoint_on_a_non_uniform_grid_keeps_each_steps_dt():
+    """On a grid t_k = (k / n)^3 the adjoint's backward pass must scale step k by its own dt:
+    the x0 gradient (state-independent derivatives) then equals backprop's exactly, as on the
+    uniform grid (one call per interval; a single step-index call used step k + 1's dt there
+    and was 7% off)."""
+    n = 50
+    grid = torch.linspace(0.0, 1.0, n + 1, dtype=F64) ** 3
+    noise = grid.diff().sqrt().view(n, 1, 1) * torch.randn(
+        n, 6, 2, generator=torch.Generator().manual_seed(8), dtype=F64
+    )
+    gradients = {}
+    for method, options in [("euler", {}), ("torchsde:euler", {"adjoint": True})]:
+        sde = ParamOU()
+        x0 = torch.linspace(-1, 1, 12, dtype=F64).reshape(6, 2).requires_grad_()
+        out = solve(sde, x0, grid, method, noise=ExplicitIncrements(noise), return_path=True,
+                    **options)  # fmt: skip
+        ((out.path**2).mean() + 0.1 * out.x.sum()).backward()
+        gradients[method] = (out, {"x0": x0.grad, "mean": sde.mean.grad, "scale": sde.scale.grad})
+    (native, exact), (adjoint, approximate) = gradients.values()
+    torch.testing.assert_close(adjoint.path, native.path, rtol=1e-10, atol=1e-12)
+    assert adjoint.nfe == native.nfe == n
+    for name, grad in exact.items():
+        torch.testing.assert_close(approximate[name], grad, rtol=1e-6, atol=1e-9)
+
+
 def test_activation_checkpointing_gives_the_backprop_gradient():
     plain = _path_loss_gradients("euler", 60)
     checkpointed = _path_loss_gradients("euler", 60, checkpoint_every=7)
@@ -327,6 +353,11 @@ class NegativeDiffusion(OrnsteinUhlenbeck):
         return -torch.ones_like(x)
 
 
+class NaNDiffusion(OrnsteinUhlenbeck):
+    def diffusion(self, t, x):
+        return torch.full_like(x, float("nan"))
+
+
 class WrongDiffusionShape(OrnsteinUhlenbeck):
     def diffusion(self, t, x):
         return torch.ones(x.shape[0], 5)
@@ -384,6 +415,21 @@ def _solve_ou(method, **options):
             lambda: solve(NegativeDiffusion(), torch.zeros(2, 3), uniform_grid(0, 1, 2)),
             ValueError,
             "diffusion must be non-negative; got a minimum of -1.0",
+        ),
+        (
+            lambda: solve(NaNDiffusion(), torch.zeros(2, 3), uniform_grid(0, 1, 2)),
+            ValueError,
+            "diffusion must be non-negative; got a minimum of nan",
+        ),
+        (
+            lambda: solve(VESDE(), torch.zeros(2, 3), uniform_grid(-1.0, 1.0, 4)),
+            ValueError,
+            r"VESDE is defined for t >= 0 \(g\^2 = 2t\); the grid reaches t = -1",
+        ),
+        (
+            lambda: solve(VPSDE(0.1, 1.0), torch.zeros(2, 3), uniform_grid(0.5, -1.0, 4)),
+            ValueError,
+            r"VPSDE needs beta\(t\) = beta_min \+ beta_d t >= 0.*t = -1, where beta = -0.9",
         ),
         (
             lambda: solve(WrongDiffusionShape(), torch.zeros(2, 3), uniform_grid(0, 1, 2)),

@@ -192,6 +192,10 @@ class _BridgeProbabilityFlow(ODE):
         super().__init__()
         self.bridge = bridge
 
+    def check_inputs(self, x0: Tensor, times: Tensor, drift_times: Tensor) -> None:
+        # The bridge's domain and singular times are the flow's.
+        self.bridge.check_inputs(x0, times, drift_times)
+
     def drift(self, t: Tensor, x: Tensor) -> Tensor:
         return self.bridge.reverse_drift(t, x, score_weight=0.5)
 

@@ -130,6 +130,15 @@ class VPSDE(LinearSDE):
     def beta(self, t: Tensor) -> Tensor:
         return self.beta_min + self.beta_d * t
 
+    def check_inputs(self, x0: Tensor, times: Tensor, drift_times: Tensor) -> None:
+        # g^2 = beta(t) is linear in t: non-negative over the grid iff at its earliest time.
+        earliest = times.min()
+        if bool(self.beta(earliest) < 0):
+            raise ValueError(
+                f"VPSDE needs beta(t) = beta_min + beta_d t >= 0 (g^2 = beta); the grid reaches "
+                f"t = {float(earliest):.6g}, where beta = {float(self.beta(earliest)):.6g}"
+            )
+
     def integrated_beta(self, s: Tensor, t: Tensor) -> Tensor:
         """``B(t) - B(s) = beta_min (t - s) + beta_d (t^2 - s^2) / 2``."""
         return (t - s) * (self.beta_min + 0.5 * self.beta_d * (t + s))
@@ -155,6 +164,13 @@ class VESDE(LinearSDE):
 
     def g2(self, t: Tensor) -> Tensor:
         return 2 * t
+
+    def check_inputs(self, x0: Tensor, times: Tensor, drift_times: Tensor) -> None:
+        if bool((times < 0).any()):
+            raise ValueError(
+                f"VESDE is defined for t >= 0 (g^2 = 2t); the grid reaches t = "
+                f"{float(times.min()):.6g}"
+            )
 
     def alpha(self, s: Tensor, t: Tensor) -> Tensor:
         return torch.ones_like(t - s)

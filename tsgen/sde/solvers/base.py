@@ -128,7 +128,8 @@ class Solver(ABC):
                     f"which does not broadcast to the state's shape {tuple(x0.shape)}"
                 )
             _check_dtype_device(sde, "diffusion", diffusion, x0)
-            if bool((diffusion < 0).any()):
+            # Not ``(diffusion < 0).any()``: NaN (a square root of a negative g^2) fails it.
+            if not bool((diffusion >= 0).all()):
                 raise ValueError(
                     f"{type(sde).__name__}.diffusion must be non-negative; got a minimum of "
                     f"{float(diffusion.min())} at t = {float(t0)}"

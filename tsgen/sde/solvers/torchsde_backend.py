@@ -10,6 +10,9 @@ interpolates linearly in between. The adapter flattens states with einops and pi
   exactly, whatever the grid's spacing or direction, and the increments of any noise source
   are those the native solvers use. (Both methods evaluate the coefficients at the start of
   each step only, so the per-step scalings are exact, Milstein's correction included.)
+  The adjoint's backward pass evaluates step ``k`` at its end ``u = k + 1``, where such a clock
+  answers step ``k + 1``'s ``dt``: on a non-uniform grid the adjoint makes one call per
+  interval instead, each on ``u`` in ``[0, 1]`` with its own ``dt`` (sde.md, "Solvers").
 - Adaptive steps and ``srk`` query the Brownian motion at arbitrary times: they run in
   ``s = +-t`` (a decreasing grid as ``dY = -f(-s, Y) ds + g dW``) on a Brownian interval.
 """
@@ -45,6 +48,14 @@ def _signed_clock(sign: int) -> Clock:
     """``s = sign * t``: ``dX = sign f ds + g dW``."""
     one = torch.ones(())
     return lambda s: (sign * s, sign * one.to(s), one.to(s))
+
+
+def _interval_clock(grid: Tensor, k: int) -> Clock:
+    """``u`` in ``[0, 1]`` across ``[grid[k], grid[k + 1]]``: ``dX = f dt_k du + g sqrt|dt_k| dB_u``
+    with step ``k``'s ``dt`` at both ends."""
+    start, step = grid[k], grid[k + 1] - grid[k]
+    sqrt_step = step.abs().sqrt()
+    return lambda u: (start + u * step, step, sqrt_step)
 
 
 def _step_clock(grid: Tensor) -> Clock:
@@ -243,9 +254,13 @@ class TorchsdeSolver(Solver):
             increments = source.increments(grid, x0.shape, x0.dtype, x0.device)
             block = torch.stack([increments[k] for k in range(len(increments))])
             unit = block / rearrange(grid.diff().abs().sqrt(), "n -> n" + " 1" * x0.ndim)
+            unit = rearrange(unit, "n b ... -> n b (...)")
+            steps = grid.diff()
+            if self.adjoint and bool((steps - steps[0]).abs().max() > 1e-9 * steps[0].abs()):
+                return self._adjoint_per_interval(problem, unit, kwargs)
             ts = torch.arange(grid.shape[0], dtype=x0.dtype, device=x0.device)
             flat = _FlatSDE(sde, x0.shape[1:], _step_clock(grid))
-            kwargs.update(bm=_GridBrownian(ts, rearrange(unit, "n b ... -> n b (...)")), dt=1.0)
+            kwargs.update(bm=_GridBrownian(ts, unit), dt=1.0)
         integrate = torchsde.sdeint_adjoint if self.adjoint else torchsde.sdeint
         ys = integrate(flat, rearrange(x0, "b ... -> b (...)"), ts, **kwargs)
         ys = ys.reshape(ys.shape[0], *x0.shape)
@@ -253,3 +268,23 @@ class TorchsdeSolver(Solver):
         return SolverOutput(
             x=ys[-1], path=ys if problem.return_path else None, nfe=flat.nfe - 1, grid=grid
         )
+
+    def _adjoint_per_interval(
+        self, problem: Problem, unit: Tensor, kwargs: dict[str, object]
+    ) -> SolverOutput:
+        """The adjoint on a non-uniform grid: one ``sdeint_adjoint`` call per interval, each on
+        ``u`` in ``[0, 1]`` with :func:`_interval_clock` (see the module docstring). ``unit``:
+        ``(n_steps, B, D)`` unit-variance increments."""
+        x0, grid = problem.x0, problem.grid
+        ts = torch.tensor([0.0, 1.0], dtype=x0.dtype, device=x0.device)
+        y = rearrange(x0, "b ... -> b (...)")
+        states, nfe = [y], 0
+        for k in range(grid.shape[0] - 1):
+            flat = _FlatSDE(problem.sde, x0.shape[1:], _interval_clock(grid, k))
+            bm = _GridBrownian(ts, unit[k : k + 1])
+            y = torchsde.sdeint_adjoint(flat, y, ts, bm=bm, dt=1.0, **kwargs)[-1]
+            states.append(y)
+            # torchsde evaluates the drift once more per call to check shapes.
+            nfe += flat.nfe - 1
+        ys = torch.stack(states).reshape(len(states), *x0.shape)
+        return SolverOutput(x=ys[-1], path=ys if problem.return_path else None, nfe=nfe, grid=grid)
