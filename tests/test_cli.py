@@ -116,7 +116,8 @@ def test_predict_arguments_win_over_the_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``tsgen predict --ckpt_path ... --model.num_samples 5`` writes 5 samples, although the
-    checkpoint's hyper-parameters say 7 (Lightning alone would use the checkpoint's)."""
+    checkpoint's hyper-parameters say 7 (Lightning alone would use the checkpoint's); so does
+    a value equal to the class's default."""
     import numpy as np
 
     monkeypatch.chdir(tmp_path)
@@ -129,6 +130,10 @@ def test_predict_arguments_win_over_the_checkpoint(
     five = ["--model.num_samples", "5", "--output", "five"]
     main(["predict", "-c", "tiny.yaml", "--ckpt_path", checkpoint, *five])
     assert np.load("five/samples.npy").shape == (5, 8, 2)
+    # Naming the class's default (1000) counts too: the checkpoint's 7 must not win.
+    default = ["--model.num_samples", "1000", "--output", "default"]
+    main(["predict", "-c", "tiny.yaml", "--ckpt_path", checkpoint, *default])
+    assert np.load("default/samples.npy").shape == (1000, 8, 2)
 
 
 @pytest.mark.usefixtures("clean_argv")

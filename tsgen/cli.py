@@ -17,12 +17,11 @@ works on another CSV; a model without such an argument is simply not linked.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import sys
 from pathlib import Path
 from typing import Any
 
+from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -83,46 +82,51 @@ class TsgenCLI(LightningCLI):
     With ``--ckpt_path``, Lightning (2.6) rebuilds the model from the checkpoint's
     hyper-parameters and so ignores ``--model.num_samples 1000`` or a changed sampler in a
     ``predict`` run (Lightning-AI/pytorch-lightning#21455, open). Here every top-level model
-    argument with a plain value (number, string, boolean, ``None``) that this run sets to
-    something other than the class's default is put back after the checkpoint's values.
-    Nested objects (network, prior, process) always come from the checkpoint.
+    argument with a plain value (number, string, boolean, ``None``) that this run names, in
+    its config files or on the command line, is put back after the checkpoint's values, also
+    when it names the class's default. Nested objects (network, prior, process) always come
+    from the checkpoint.
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for key in DATA_LINKS:
             parser.link_arguments(f"data.{key}", f"model.init_args.{key}", apply_on="instantiate")
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        # Kept to tell, with a checkpoint, which arguments the run named (see the class).
+        self._run_parser, self._run_args = parser, args
+
     def _parse_ckpt_path(self) -> None:
         subcommand = self.config.get("subcommand")
-        model = self.config[subcommand].get("model") if subcommand else None
-        given = _explicit_plain_arguments(model)
-        super()._parse_ckpt_path()
-        if not given:
+        if not subcommand or not self.config[subcommand].get("ckpt_path"):
+            super()._parse_ckpt_path()
             return
+        given = self._named_plain_arguments(subcommand)
+        super()._parse_ckpt_path()
         init_args = self.config[subcommand]["model"].get("init_args")
         for key, value in given.items():
             if init_args is not None and key in init_args:
                 init_args[key] = value
 
-
-def _explicit_plain_arguments(model: Any) -> dict[str, Any]:
-    """The model's top-level init arguments with a plain value other than the class default."""
-    class_path = getattr(model, "class_path", None)
-    init_args = getattr(model, "init_args", None)
-    if not class_path or init_args is None:
-        return {}
-    module_name, _, class_name = class_path.rpartition(".")
-    model_class = getattr(importlib.import_module(module_name), class_name)
-    defaults = {
-        name: parameter.default
-        for name, parameter in inspect.signature(model_class.__init__).parameters.items()
-    }
-    plain = (int, float, str, bool, type(None))
-    return {
-        key: value
-        for key, value in vars(init_args).items()
-        if isinstance(value, plain) and key in defaults and value != defaults[key]
-    }
+    def _named_plain_arguments(self, subcommand: str) -> dict[str, Any]:
+        """The model's top-level init arguments with a plain value that this run names (its
+        config files and command line, parsed again without defaults), with their values."""
+        if isinstance(self._run_args, dict | Namespace):
+            named = self._run_parser.parse_object(self._run_args, defaults=False)
+        else:
+            named = self._run_parser.parse_args(self._run_args, defaults=False)
+        model = named[subcommand].get("model") if subcommand in named else None
+        named_args = getattr(model, "init_args", None)
+        init_args = getattr(self.config[subcommand].get("model"), "init_args", None)
+        if named_args is None or init_args is None:
+            return {}
+        plain = (int, float, str, bool, type(None))
+        return {
+            key: init_args[key]
+            for key in vars(named_args)
+            if key in init_args and isinstance(init_args[key], plain)
+        }
 
 
 def main(args: list[str] | None = None) -> None:
