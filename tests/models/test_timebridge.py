@@ -711,14 +711,41 @@ def test_a_feature_with_one_observed_value_is_scaled_over_the_fallback_span(fall
     mask[:, :, 0] = False
     mask[:, 4, 0] = True  # feature 0: one observed value; feature 1: all observed
     _, _, scale = model._conditional_inputs(series, mask, "impute")
+    # The scale maps the global model space (span 2 per feature) to the window's.
     low, high = scale.low.squeeze(1), scale.high.squeeze(1)  # (3, 2)
-    data_span = model.scaler.data_max - model.scaler.data_min
-    expected = data_span[0] * (0.25 / 2 if fallback == "window" else 1.0)
-    torch.testing.assert_close(high[:, 0] - low[:, 0], expected.expand(3).to(series))
-    torch.testing.assert_close((high + low)[:, 0] / 2, series[:, 4, 0])
-    torch.testing.assert_close(low[:, 1], series[:, :, 1].amin(dim=1))
-    training = _rescale_from(model.scaler.transform(series), mask, None, model._fallback_span())
-    torch.testing.assert_close(training, scale.transform(series))
+    global_units = model.scaler.transform(series)
+    expected = torch.tensor(0.25 if fallback == "window" else 2.0, dtype=series.dtype)
+    torch.testing.assert_close(high[:, 0] - low[:, 0], expected.expand(3))
+    torch.testing.assert_close((high + low)[:, 0] / 2, global_units[:, 4, 0])
+    torch.testing.assert_close(low[:, 1], global_units[:, :, 1].amin(dim=1))
+    training = _rescale_from(global_units, mask, None, model._fallback_span())
+    torch.testing.assert_close(training, scale.transform(global_units))
+
+
+def test_a_feature_never_observed_in_a_window_is_centred_at_the_datas_midpoint(imputer) -> None:
+    """As in training: at inference a feature without an observed value in a window is
+    scaled about the middle of its data range (0 in the global model space), not about 0 in
+    original units (where prices near 130 came back imputed around 0)."""
+    model = _model(prior=InterpolationPrior(), task="impute", scaling="instance")
+    series = 120 + 20 * torch.rand(3, 12, 2, generator=torch.Generator().manual_seed(1),
+                                   dtype=torch.float64)  # fmt: skip
+    model.scaler.fit(series)
+    mask = torch.ones_like(series, dtype=torch.bool)
+    mask[1, :, 0] = False  # window 1 never observes feature 0
+    _, _, scale = model._conditional_inputs(series, mask, "impute")
+    centre = (scale.low + scale.high)[1, 0, 0] / 2  # in the global model space
+    middle = (model.scaler.data_min + model.scaler.data_max)[0] / 2
+    torch.testing.assert_close(
+        model.scaler.inverse_transform(centre.expand(1, 2))[0, 0], middle.to(series)
+    )
+    # The trained imputer (a sine about 3 in both features): window 1's feature 0 comes back
+    # about the data's level, not about 0.
+    trained, data = imputer
+    raw = data.test_split.raw[:3]
+    hidden = torch.ones_like(raw, dtype=torch.bool)
+    hidden[1, :, 0] = False
+    imputed = trained.impute(raw, hidden, n_samples=4, seed=0)[1, :, :, 0]
+    assert 2.0 < float(imputed.mean()) < 4.0, imputed.mean()
 
 
 @pytest.mark.parametrize(

@@ -891,18 +891,20 @@ class TimeBridge(LightningModule):
                 f"{name}(): series has {int(bad.sum())} NaN or infinite values where mask is "
                 "True (observed); mark them as missing"
             )
-        series = series.to(torch.float64)
+        values = self.scaler.transform(series.to(torch.float64))
+        scale = None
         if self.hparams.scaling == "instance":
-            span = (self.scaler.data_max - self.scaler.data_min).to(series)
+            # From the global model space, as in training (_rescale_from): a feature without
+            # an observed value in a window is centred at the data's midpoint there, not at 0
+            # in original units.
             floor = self._scale_floor()
-            # The floor and the fallback are kept in the global model space, whose span is 2.
-            min_span = None if floor is None else floor.to(series) * span / 2
-            fallback = self._fallback_span().to(series) * span / 2
-            scale = fit_window_scale(series, mask, span=fallback, min_span=min_span)
-            values = scale.transform(series)
-        else:
-            scale = None
-            values = self.scaler.transform(series)
+            scale = fit_window_scale(
+                values,
+                mask,
+                span=self._fallback_span().to(values),
+                min_span=None if floor is None else floor.to(values),
+            )
+            values = scale.transform(values)
         return torch.where(mask, values, torch.zeros_like(values)), mask, scale
 
     @numpy_in_numpy_out
@@ -975,8 +977,7 @@ class TimeBridge(LightningModule):
             samples = WindowScale(scale.low[:, None], scale.high[:, None]).inverse_transform(
                 samples
             )
-        else:
-            samples = self.scaler.inverse_transform(samples)
+        samples = self.scaler.inverse_transform(samples)
         original = series.to(device=samples.device, dtype=samples.dtype)[:, None]
         return torch.where(mask[:, None], original, samples)
 
@@ -1090,10 +1091,9 @@ def _rescale_from(
     ``(C,)`` where it has fewer than two distinct observed values (global units; ``None``: 2,
     the feature's whole range).
 
-    Min-max scaling commutes with the affine map from original units to the global model
-    space, and the global span is 2 there, so this is exactly ``fit_window_scale`` on the raw
-    windows with both spans times ``(data_max - data_min) / 2``: what :meth:`TimeBridge.impute`
-    does at inference, fallbacks included.
+    :meth:`TimeBridge.impute` scales its windows the same way at inference: from the global
+    model space, so that a feature without an observed value in a window is centred at the
+    data's midpoint in training and at inference alike.
     """
     if span is None:
         span = torch.full((x.shape[2],), 2.0)
