@@ -20,10 +20,11 @@ from tsgen.cli import TsgenTrainer
 from tsgen.data import WindowsDataModule
 from tsgen.models import TimeBridge, fourier_regression_loss
 from tsgen.nn import TrendSeasonTransformer
-from tsgen.priors import InterpolationPrior, NormalPrior
+from tsgen.priors import InterpolationPrior, NormalPrior, TrendPrior
 from tsgen.priors.interpolation import interpolate_missing
 from tsgen.sde import (
     VESDE,
+    OrnsteinUhlenbeck,
     PerSampleNoise,
     bridge_coefficients,
     bridge_preconditioning,
@@ -302,7 +303,35 @@ def test_impute_and_forecast_take_numpy_and_answer_numpy(imputer):
         (
             lambda m: m.impute(torch.zeros(10, 12, 3)),
             ValueError,
-            r"series has shape \(10, 12, 3\) but the model takes windows \(batch, 12, 2\)",
+            r"series has shape \(10, 12, 3\) but the model takes windows \(batch >= 1, 12, 2\)",
+        ),
+        (
+            lambda m: m.impute(torch.zeros(0, 12, 2), torch.ones(0, 12, 2, dtype=torch.bool)),
+            ValueError,
+            r"impute\(\): series has shape \(0, 12, 2\) but the model takes windows \(batch >= 1",
+        ),
+        (
+            lambda m: m.impute(
+                torch.zeros(1, 12, 2), torch.ones(1, 12, 2, dtype=torch.bool), batch_size=0
+            ),
+            ValueError,
+            "batch_size must be a positive integer; got 0",
+        ),
+        (
+            lambda m: m.forecast(torch.zeros(2, 8, 3), horizon=4),
+            ValueError,
+            r"forecast\(\): history has shape \(2, 8, 3\) but the model takes \(batch >= 1, "
+            r"steps, 2\)",
+        ),
+        (
+            lambda m: m.forecast(torch.zeros(0, 8, 2), horizon=4),
+            ValueError,
+            r"forecast\(\): history has shape \(0, 8, 2\)",
+        ),
+        (
+            lambda m: m.forecast(torch.tensor([math.inf]).expand(1, 8, 2), horizon=4),
+            ValueError,
+            r"forecast\(\): history holds 16 infinite values; mark missing values with NaN",
         ),
         (
             lambda m: m.impute(torch.zeros(2, 12, 2), torch.ones(2, 12, 2)),
@@ -396,6 +425,28 @@ def test_trends_need_a_trend_prior(trained):
     model, _ = trained
     with pytest.raises(ValueError, match="needs a model with a trend prior"):
         model.sample(2, trends=torch.zeros(2, 12, 2))
+    trend = _model(prior=TrendPrior(method="polynomial", degree=1))
+    with pytest.raises(ValueError, match=(
+        r"sample\(\): trends must be an array of shape \(n, window, features\) = \(2, 12, 2\); "
+        r"got Tensor of shape \(3, 12, 2\)"
+    )):  # fmt: skip
+        trend.sample(2, trends=np.zeros((3, 12, 2)))
+
+
+def test_a_process_with_per_coordinate_coefficients_is_refused():
+    rates = OrnsteinUhlenbeck(rate=torch.tensor([0.5, 3.0]))
+    with pytest.raises(ValueError, match=(
+        r"process must have the same coefficients for every coordinate \(scalar ones\); "
+        r"OrnsteinUhlenbeck's bridge coefficients have shapes \[\(2,\), \(2,\), \(2,\)\]"
+    )):  # fmt: skip
+        _model(process=rates)
+
+
+def test_forecast_takes_a_numpy_integer_horizon(imputer):
+    model, data = imputer
+    history = data.test_split.raw[:2, :8]
+    plain = model.forecast(history, horizon=4, n_samples=1)
+    torch.testing.assert_close(model.forecast(history, horizon=np.int64(4), n_samples=1), plain)
 
 
 def test_unconditional_models_refuse_conditional_calls(trained):

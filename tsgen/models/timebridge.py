@@ -16,6 +16,7 @@ import logging
 import math
 import warnings
 from collections.abc import Callable
+from numbers import Integral
 from typing import Any, Literal
 
 import numpy as np
@@ -404,6 +405,13 @@ class TimeBridge(LightningModule):
             raise TypeError(
                 f"process must be a linear SDE with closed-form marginals (tsgen.sde.LinearSDE); "
                 f"got {type(self.process).__name__}"
+            )
+        # The loss weight and the preconditioning take one bridge coefficient per sample.
+        shapes = [tuple(k.shape) for k in bridge_coefficients(self.process, torch.tensor(0.5), _T)]
+        if any(shape != () for shape in shapes):
+            raise ValueError(
+                f"process must have the same coefficients for every coordinate (scalar ones); "
+                f"{type(self.process).__name__}'s bridge coefficients have shapes {shapes}"
             )
         if prior is None:
             prior = GaussianProcessPrior() if task == "generate" else InterpolationPrior()
@@ -816,7 +824,7 @@ class TimeBridge(LightningModule):
         return reset
 
     def _chunks(self, n: int, batch_size: int | None) -> list[range]:
-        size = batch_size or self.hparams.sample_batch_size
+        size = self.hparams.sample_batch_size if batch_size is None else batch_size
         check_int("batch_size", size)
         return [range(start, min(start + size, n)) for start in range(0, n, size)]
 
@@ -854,6 +862,16 @@ class TimeBridge(LightningModule):
                 f"sample(trends=...) needs a model with a trend prior; this one has "
                 f"{type(self.prior).__name__}"
             )
+        if isinstance(trends, np.ndarray):
+            trends = torch.from_numpy(trends)
+        expected = (n, self.hparams.window, self.hparams.n_features)
+        if trends is not None and (
+            not isinstance(trends, Tensor) or tuple(trends.shape) != expected
+        ):
+            raise ValueError(
+                f"sample(): trends must be an array of shape (n, window, features) = {expected}; "
+                f"got {_describe(trends)}"
+            )
         out = []
         for chunk in self._chunks(n, batch_size):
             noise = PerSampleNoise(list(chunk), stream=_stream(_SAMPLE_STREAM, seed))
@@ -871,10 +889,10 @@ class TimeBridge(LightningModule):
                 f"{name}(): series must be a float array (batch, {expected[0]}, {expected[1]}); "
                 f"got {_describe(series)}"
             )
-        if tuple(series.shape[1:]) != expected:
+        if tuple(series.shape[1:]) != expected or series.shape[0] == 0:
             raise ValueError(
                 f"{name}(): series has shape {tuple(series.shape)} but the model takes windows "
-                f"(batch, {expected[0]}, {expected[1]})"
+                f"(batch >= 1, {expected[0]}, {expected[1]})"
             )
         if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
             raise TypeError(f"{name}(): mask must be a bool array; got {_describe(mask)}")
@@ -1004,7 +1022,8 @@ class TimeBridge(LightningModule):
         self._require_conditional("forecast")
         window = self.hparams.window
         trained = self.hparams.horizon if self.hparams.task == "forecast" else window - 1
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or not 1 <= horizon <= trained:
+        integer = isinstance(horizon, Integral) and not isinstance(horizon, bool)
+        if not integer or not 1 <= horizon <= trained:
             raise ValueError(
                 f"forecast(): horizon must be an integer in [1, {trained}] (this model was trained "
                 f"for task={self.hparams.task!r} with window {window}); got {horizon!r}"
@@ -1014,6 +1033,18 @@ class TimeBridge(LightningModule):
                 f"forecast(): history must be a float array (batch, steps, features); got "
                 f"{_describe(history)}"
             )
+        features = self.hparams.n_features
+        if history.shape[0] == 0 or history.shape[2] != features:
+            raise ValueError(
+                f"forecast(): history has shape {tuple(history.shape)} but the model takes "
+                f"(batch >= 1, steps, {features})"
+            )
+        if bool(torch.isinf(history).any()):
+            raise ValueError(
+                f"forecast(): history holds {int(torch.isinf(history).sum())} infinite values; "
+                "mark missing values with NaN"
+            )
+        horizon = int(horizon)
         need = window - horizon
         if history.shape[1] < need:
             raise ValueError(
