@@ -95,6 +95,58 @@ def test_stale_shards_are_removed_when_prediction_starts(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "index.npy"), [0])
 
 
+def test_a_new_prediction_leaves_no_file_of_an_earlier_one(tmp_path):
+    """An imputation run (with a mask, small enough for a CSV), then a larger generation run into
+    the same directory (no mask, no CSV): only the second run's files remain, and a file that no
+    merge writes is left alone."""
+    (tmp_path / "data.npy").write_bytes(b"the user's own")
+    first = PredictionWriter(tmp_path, csv_max_values=12)
+    first.on_predict_start(_fake_trainer(0), None)
+    _write(first, 0, 0, {**_indexed([0, 1]), "mask": torch.ones(2, 3, 2, dtype=torch.bool)})
+    first.on_predict_end(_fake_trainer(0), None)
+    assert _names(tmp_path) == {"data.npy", "index.npy", "samples.npy", "mask.npy", "samples.csv"}
+    second = PredictionWriter(tmp_path, csv_max_values=12)  # a new process makes a new writer
+    second.on_predict_start(_fake_trainer(0), None)
+    assert _names(tmp_path) == {"data.npy"}
+    _write(second, 0, 0, _indexed([0, 1, 2, 3, 4]))  # 30 values: no CSV
+    second.on_predict_end(_fake_trainer(0), None)
+    assert _names(tmp_path) == {"data.npy", "index.npy", "samples.npy"}
+    np.testing.assert_array_equal(np.load(tmp_path / "samples.npy"), _values(list(range(5))))
+    assert (tmp_path / "data.npy").read_bytes() == b"the user's own"
+
+
+def test_a_writer_removes_the_keys_it_merged_before(tmp_path):
+    """Keys other than tsgen's own: the writer knows them from its earlier prediction."""
+    writer = PredictionWriter(tmp_path)
+    writer.on_predict_start(_fake_trainer(0), None)
+    _write(writer, 0, 0, {**_indexed([0]), "extra": torch.zeros(1)})
+    writer.on_predict_end(_fake_trainer(0), None)
+    assert "extra.npy" in _names(tmp_path)
+    writer.on_predict_start(_fake_trainer(0), None)
+    _write(writer, 0, 0, _indexed([0]))
+    writer.on_predict_end(_fake_trainer(0), None)
+    assert _names(tmp_path) == {"index.npy", "samples.npy", "samples.csv"}
+
+
+def test_a_merge_without_a_csv_removes_an_earlier_csv(tmp_path):
+    (tmp_path / "samples.csv").write_text("sample,step\n")
+    _write(PredictionWriter(tmp_path), 0, 0, _indexed([0], (2, 3, 2)))  # 4-d: no CSV
+    merge_shards(tmp_path)
+    assert _names(tmp_path) == {"index.npy", "samples.npy"}
+
+
+def test_a_failed_clean_up_on_rank_zero_is_raised_on_every_rank(tmp_path):
+    (tmp_path / "samples.csv").mkdir()  # unlink fails on a directory
+    (tmp_path / "samples.csv" / "x").touch()
+    with pytest.raises(OSError):
+        PredictionWriter(tmp_path).on_predict_start(_fake_trainer(0), None)
+    trainer = _fake_trainer(1)
+    trainer.strategy.broadcast = lambda obj, src=0: "IsADirectoryError: samples.csv"
+    message = "removing the earlier prediction's files failed on rank 0: IsADirectoryError"
+    with pytest.raises(RuntimeError, match=message):
+        PredictionWriter(tmp_path).on_predict_start(trainer, None)
+
+
 def test_an_index_repeated_with_other_values_is_refused(tmp_path):
     writer = PredictionWriter(tmp_path)
     _write(writer, 0, 0, _indexed([0, 1]))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import pickle
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,13 +42,15 @@ def load(
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the file is not a tsgen checkpoint.
+        ValueError: the file is not a tsgen checkpoint: not one torch can read (text, a
+            truncated or damaged file), one without a tsgen model class, or one naming a class
+            this tsgen lacks.
     """
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=weights_only)
+        state = _torch_load(path, weights_only)
     except pickle.UnpicklingError as error:
         raise ValueError(
             f"checkpoint {str(path)!r} holds Python objects that weights_only=True refuses (a "
@@ -55,13 +58,22 @@ def load(
             "load it with weights_only=False"
         ) from error
     class_path = state.get("tsgen_class") if isinstance(state, dict) else None
-    if not class_path:
+    if not isinstance(class_path, str) or not class_path:
         raise ValueError(f"{str(path)!r} is not a tsgen checkpoint (it names no tsgen model class)")
     module_name, _, class_name = class_path.rpartition(".")
     # Import nothing but tsgen's own models on the say-so of a file.
     if not module_name.startswith("tsgen."):
         raise ValueError(f"{str(path)!r} names the model class {class_path!r}, not a tsgen one")
-    model_class = getattr(importlib.import_module(module_name), class_name, None)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        # A module renamed or removed since the checkpoint was written, or a typo in the file.
+        raise ValueError(
+            f"{str(path)!r} names the model class {class_path!r}, whose module {module_name!r} "
+            f"cannot be imported ({type(error).__name__}: {error}); was the checkpoint written "
+            "by another version of tsgen?"
+        ) from error
+    model_class = getattr(module, class_name, None)
     if not (isinstance(model_class, type) and issubclass(model_class, LightningModule)):
         raise ValueError(f"{str(path)!r} names {class_path!r}, which is not a tsgen model")
     model = model_class.load_from_checkpoint(
@@ -76,15 +88,16 @@ def load_datamodule(checkpoint: str | Path) -> WindowsDataModule:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the checkpoint holds no datamodule hyper-parameters, or those of another
-            datamodule than :class:`~tsgen.data.WindowsDataModule`.
+        ValueError: the file is not one torch can read, or the checkpoint holds no datamodule
+            hyper-parameters, or those of another datamodule than
+            :class:`~tsgen.data.WindowsDataModule`.
     """
     from tsgen.data import WindowsDataModule
 
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = _torch_load(path, weights_only=True)
     hparams = state.get("datamodule_hyper_parameters") if isinstance(state, dict) else None
     if hparams is None:
         raise ValueError(
@@ -109,3 +122,37 @@ def training_windows(checkpoint: str | Path) -> np.ndarray:
         ``(N, L, C)`` float64 array (NaN where a value was not observed).
     """
     return load_datamodule(checkpoint).train_split.raw.numpy()
+
+
+def _torch_load(path: Path, weights_only: bool) -> object:
+    """``torch.load`` of ``path`` onto the CPU; a file it cannot read is a ValueError naming the
+    file and torch's error.
+
+    Raises:
+        pickle.UnpicklingError: ``weights_only`` refused the file (the callers say why).
+        ValueError: the file is not a torch checkpoint, or a truncated or damaged one.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except pickle.UnpicklingError as error:
+        # Under weights_only, torch reports every failure of its restricted unpickler this way,
+        # objects it refuses and garbage alike. torch.save writes a zip archive: in one, the
+        # failure is a refused object (the callers say why); another file is not a checkpoint.
+        if weights_only and zipfile.is_zipfile(path):
+            raise
+        raise _unreadable(path, error) from error
+    except (OSError, MemoryError):
+        raise  # the file could not be read at all, or not here: not a matter of its format
+    except Exception as error:
+        # torch's errors for a file in another format: KeyError (text read as a legacy pickle),
+        # RuntimeError (a truncated zip archive), EOFError (an empty file), ...
+        raise _unreadable(path, error) from error
+
+
+def _unreadable(path: Path, error: Exception) -> ValueError:
+    # Some of torch's errors say nothing (EOFError for an empty file): then the type must do.
+    cause = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    return ValueError(
+        f"checkpoint {str(path)!r} is not a readable torch checkpoint (a whole file written by "
+        f"torch.save): torch.load raised {cause}"
+    )

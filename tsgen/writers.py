@@ -3,7 +3,8 @@
 Each prediction batch becomes one ``.npz`` shard written atomically by the rank that made it;
 when prediction ends, rank 0 merges the shards into one ``.npy`` file per key, ordered by the
 samples' ``index`` (so the result does not depend on the number of processes or the batch
-size), adds a CSV copy of small sample sets, and removes the shards.
+size), adds a CSV copy of small sample sets, and removes the shards. A prediction first
+removes the files an earlier one wrote into the directory, so that none of them pass for its own.
 
 Under DDP, Lightning gives ``predict`` an ``UnrepeatedDistributedSampler``: rank ``r`` of ``R``
 gets items ``r, r + R, r + 2R, ...``, so ranks may run one item (and one batch) more than
@@ -34,6 +35,9 @@ __all__ = ["PredictionWriter", "merge_shards"]
 log = logging.getLogger(__name__)
 
 _SHARD_GLOB = "shard-rank*-batch*.npz"
+_CSV_NAME = "samples.csv"
+# The keys of tsgen's models' ``predict_step``: their ``<key>.npy`` files are a merge's output.
+_MODEL_KEYS = ("index", "samples", "mask")
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -49,10 +53,15 @@ class PredictionWriter(BasePredictionWriter):
     Shards are named ``shard-rank<global rank>-batch<batch index>.npz``; the files are written
     through a temporary file and renamed, with the permissions the umask gives.
 
+    When a prediction starts, rank 0 removes what an earlier prediction left in ``output_dir``:
+    its shards, ``samples.csv`` and the ``<key>.npy`` files of the keys tsgen's models predict
+    (``index``, ``samples``, ``mask``) and of any key this writer merged before, so the directory
+    never mixes two runs. Other ``.npy`` files are left alone: they may be the user's own.
+
     Rank 0 checks that it sees every shard the other ranks wrote (under DDP on several nodes,
-    ``output_dir`` must be on a filesystem they all share). If the merge fails on rank 0 (missing
-    shards, conflicting duplicates), every rank raises, rather than the other ranks waiting for
-    rank 0 forever.
+    ``output_dir`` must be on a filesystem they all share). If the clean-up or the merge fails on
+    rank 0 (missing shards, conflicting duplicates), every rank raises, rather than the other
+    ranks waiting for rank 0 forever.
 
     Args:
         output_dir: where the files go (created if needed).
@@ -71,14 +80,24 @@ class PredictionWriter(BasePredictionWriter):
         self.csv_max_values = csv_max_values
         self.feature_names = list(feature_names) if feature_names is not None else None
         self._shards_written = 0  # by this process in the current prediction
+        # Keys merged by earlier predictions of this writer: their files are stale in the next.
+        self._merged_keys: set[str] = set()
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._shards_written = 0
+        failure: BaseException | None = None
+        message = None
         if trainer.is_global_zero:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            for stale in self.output_dir.glob(_SHARD_GLOB):
-                stale.unlink()
-        trainer.strategy.barrier("tsgen-prediction-writer-start")
+            try:
+                self.output_dir.mkdir(parents=True, exist_ok=True)
+                _remove_outputs(self.output_dir, {*_MODEL_KEYS, *self._merged_keys})
+            except Exception as error:
+                failure, message = error, f"{type(error).__name__}: {error}"
+        # A collective, like a barrier: no rank writes a shard before rank 0 has removed the
+        # earlier run's files (its shards would go with them), and every rank learns whether
+        # the removal failed.
+        message = trainer.strategy.broadcast(message, src=0)
+        _raise_rank_zero_failure(failure, message, "removing the earlier prediction's files")
 
     def write_on_batch_end(
         self,
@@ -109,13 +128,11 @@ class PredictionWriter(BasePredictionWriter):
             except Exception as error:
                 failure, message = error, f"{type(error).__name__}: {error}"
             else:
+                self._merged_keys.update(p.stem for p in written if p.suffix == ".npy")
                 log.info("predictions written to %s", ", ".join(str(p) for p in written))
         # A collective, like a barrier: the other ranks learn whether rank 0's merge failed.
         message = trainer.strategy.broadcast(message, src=0)
-        if failure is not None:
-            raise failure
-        if message is not None:
-            raise RuntimeError(f"merging the prediction shards failed on rank 0: {message}")
+        _raise_rank_zero_failure(failure, message, "merging the prediction shards")
 
 
 def merge_shards(
@@ -124,7 +141,8 @@ def merge_shards(
     feature_names: Sequence[str] | None = None,
 ) -> list[Path]:
     """Merge the shards in ``output_dir`` into ``<key>.npy`` files, write ``samples.csv`` for
-    small sets, delete the shards; returns the files written.
+    small sets (and remove an earlier one otherwise), delete the shards; returns the files
+    written.
 
     With an ``index`` key, the rows are sorted by it; an index found more than once (a
     ``DistributedSampler`` that pads ranks to equal counts repeats items) is kept once when all
@@ -160,15 +178,37 @@ def merge_shards(
         written.append(path)
     samples = merged.get("samples")
     if samples is not None and samples.ndim == 3 and samples.size <= csv_max_values:
-        path = output_dir / "samples.csv"
+        path = output_dir / _CSV_NAME
         ids = merged.get("index")
         atomic_write(
             path, lambda handle: _write_csv(handle, samples, feature_names, ids), text=True
         )
         written.append(path)
+    else:
+        # An earlier merge's CSV would pass for a copy of these samples.
+        (output_dir / _CSV_NAME).unlink(missing_ok=True)
     for shard in shards:
         shard.unlink()
     return written
+
+
+def _remove_outputs(output_dir: Path, keys: set[str]) -> None:
+    """Remove the shards in ``output_dir``, ``samples.csv`` and the ``<key>.npy`` of ``keys``."""
+    stale = [*output_dir.glob(_SHARD_GLOB), output_dir / _CSV_NAME]
+    stale += [output_dir / f"{key}.npy" for key in sorted(keys)]
+    for path in stale:
+        path.unlink(missing_ok=True)
+
+
+def _raise_rank_zero_failure(
+    failure: BaseException | None, message: str | None, action: str
+) -> None:
+    """Raise rank 0's own ``failure``, or, on the other ranks, the ``message`` rank 0 broadcast
+    about it (``None``: no failure)."""
+    if failure is not None:
+        raise failure
+    if message is not None:
+        raise RuntimeError(f"{action} failed on rank 0: {message}")
 
 
 def _check_shard_counts(output_dir: Path, counts: Sequence[int]) -> None:

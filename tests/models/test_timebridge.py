@@ -173,6 +173,37 @@ def test_load_refuses_files_that_are_not_tsgen_checkpoints(tmp_path):
         tsgen.load(tmp_path / "missing.ckpt")
 
 
+def test_load_names_a_file_torch_cannot_read(trained, tmp_path):
+    """Text, a truncated checkpoint: a ValueError naming the file and torch's error."""
+    text = tmp_path / "notes.ckpt"
+    # torch's errors depend on the text: KeyError or UnpicklingError under weights_only.
+    for content in ("hello\n", "not a checkpoint\n"):
+        text.write_text(content)
+        for weights_only in (True, False):
+            with pytest.raises(ValueError, match=r"'.*notes\.ckpt' is not a readable torch ch"):
+                tsgen.load(text, weights_only=weights_only)
+    with pytest.raises(ValueError, match="is not a readable torch checkpoint"):
+        tsgen.api.load_datamodule(text)
+    _, checkpoint = trained
+    truncated = tmp_path / "truncated.ckpt"
+    whole = checkpoint.read_bytes()
+    truncated.write_bytes(whole[: len(whole) // 2])
+    message = r"'.*truncated\.ckpt' is not a readable .*: torch.load raised RuntimeError: Pytorch"
+    with pytest.raises(ValueError, match=message):
+        tsgen.load(truncated, weights_only=False)
+
+
+def test_load_names_a_model_class_whose_module_is_missing(tmp_path):
+    path = tmp_path / "renamed.ckpt"
+    torch.save({"tsgen_class": "tsgen.nosuchmodule.X"}, path)
+    message = (
+        r"'.*renamed\.ckpt' names the model class 'tsgen\.nosuchmodule\.X', whose module "
+        r"'tsgen\.nosuchmodule' cannot be imported \(ModuleNotFoundError: No module named"
+    )
+    with pytest.raises(ValueError, match=message):
+        tsgen.load(path)
+
+
 def _fit_steps(root: Path, steps: int, ckpt_path: str | None = None, every: int = 4):
     root.mkdir(parents=True, exist_ok=True)
     data = WindowsDataModule(path=str(_series(root / "s.npy")), window=12, batch_size=16)
