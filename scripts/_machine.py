@@ -59,6 +59,8 @@ def device_description(accelerator: str = "cpu") -> str:
     """The GPU's name when ``accelerator`` is a GPU and one is present, else the CPU model."""
     import torch
 
-    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
+    kind = "cuda" if accelerator in ("gpu", "auto") else torch.device(accelerator).type
+    if kind == "cuda" and torch.cuda.is_available():
+        index = torch.device(accelerator).index if accelerator.startswith("cuda") else None
+        return torch.cuda.get_device_name(index or 0)
     return f"CPU: {cpu_model()} ({os.cpu_count()} cores)"

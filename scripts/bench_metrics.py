@@ -102,8 +102,9 @@ def main() -> None:
     for repeats in args.repeats:
         _synchronize(device)
         report = evaluate(
-            real, fake, "paper", repeats=repeats, device=device, iterations=iterations
-        )
+            real, fake, "paper", repeats=repeats, device=device, iterations=iterations,
+            tf32=args.tf32,
+        )  # fmt: skip
         row = {"repeats": repeats, "mode": "batched", "total_s": report.wall_time_s}
         row.update({name: report[name].seconds for name in PAPER_METRICS})
         row["values"] = {name: report[name].formatted() for name in PAPER_METRICS}

@@ -86,9 +86,13 @@ GEN_REFERENCE_BATCH = 2001
 SAMPLER = {"sampler": "hybrid", "n_intervals": 40, "churn": 0.33}
 # configs/timebridge/stocks.yaml
 NETWORK = {"d_model": 64, "n_heads": 4, "encoder_layers": 2, "decoder_layers": 2, "mlp_ratio": 4}
+# configs/timebridge/stocks.yaml's objective, with the reference's sampler above.
 MODEL = {
     "task": "generate",
-    "sigma_data": 0.1,
+    "preconditioning": True,
+    "time_input": "log",
+    "sigma_data": 0.5,
+    "loss_norm": "l2",
     "loss_weight": "bridge",
     "lr": 8e-4,
     "warmup_lr": 1e-5,

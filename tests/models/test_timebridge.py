@@ -775,6 +775,14 @@ def test_a_list_of_scale_floors_floors_each_feature_by_its_own() -> None:
     assert float(by_feature[..., 0].abs().amax()) < 0.5 < float(by_feature[..., 1].abs().amax())
 
 
+def test_a_per_feature_scale_floor_lives_on_the_models_device() -> None:
+    """A list floor made on the CPU would not mix with a CUDA ``window_span`` (the Stocks
+    imputation config would fail at its first GPU step); the meta device stands in for CUDA."""
+    options = {"prior": InterpolationPrior(), "task": "impute", "scaling": "instance"}
+    model = _model(**options, scale_floor=[0.5, 0.0]).to("meta")
+    assert model._scale_floor().device.type == "meta"
+
+
 @pytest.mark.parametrize("fallback", ["global", "window"])
 def test_a_feature_with_one_observed_value_is_scaled_over_the_fallback_span(fallback) -> None:
     """Inference and training (``_rescale_from`` in the global model space) scale a feature

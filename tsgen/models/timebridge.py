@@ -495,7 +495,9 @@ class TimeBridge(LightningModule):
         floor = self.hparams.get("scale_floor")
         if floor is None or not any(_as_list(floor)):
             return None
-        return torch.as_tensor(floor, dtype=self.window_span.dtype) * self.window_span
+        # On window_span's device: a per-feature list made on the CPU would not mix with CUDA.
+        span = self.window_span
+        return torch.as_tensor(floor, dtype=span.dtype, device=span.device) * span
 
     def _fallback_span(self) -> Tensor:
         """``(C,)``: the range in the global model space (where a feature's whole range is 2) of
@@ -1129,6 +1131,8 @@ def _rescale_from(
     if span is None:
         span = torch.full((x.shape[2],), 2.0)
     span = span.to(dtype=x.dtype, device=x.device)
+    if min_span is not None:
+        min_span = min_span.to(dtype=x.dtype, device=x.device)
     return fit_window_scale(x, observed, span=span, min_span=min_span).transform(x)
 
 
