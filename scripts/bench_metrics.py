@@ -85,8 +85,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    torch.backends.cuda.matmul.allow_tf32 = args.tf32
-    torch.backends.cudnn.allow_tf32 = args.tf32
     device = torch.device(args.device)
     start = time.perf_counter()
     real, fake = _data(args.quick)
@@ -120,7 +118,7 @@ def main() -> None:
                 for seed in range(repeats):
                     SINGLE[name](
                         real_t, fake_t, repeats=1, seed=seed, device=device,
-                        iterations=iterations[name],
+                        iterations=iterations[name], tf32=args.tf32,
                     )  # fmt: skip
                 _synchronize(device)
                 sequential[name] = time.perf_counter() - tick

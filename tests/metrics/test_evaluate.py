@@ -193,3 +193,28 @@ def test_scaled_real_windows_must_lie_in_the_unit_interval() -> None:
         evaluate(real, real, ["acf"], repeats=2, scaled=True, device="cpu")
     unit, _ = minmax_scale(torch.from_numpy(real), torch.from_numpy(real))
     evaluate(unit, unit, ["acf"], repeats=2, scaled=True, device="cpu")
+
+
+def test_trained_metrics_run_in_float32_unless_tf32_is_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """cuDNN allows TF32 by default; the trained metrics turn it off for their run, called
+    directly or through ``evaluate``, and put the settings back."""
+    from tsgen.metrics import discriminative
+
+    seen: list[tuple[bool, bool]] = []
+
+    def spy(*args, **kwargs):
+        seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(discriminative, "_run_discriminative", spy)
+    before = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    x = torch.rand(20, 6, 2)
+    for tf32 in (False, True):
+        with pytest.raises(RuntimeError, match="stop"):
+            discriminative.discriminative_score(x, x, device="cpu", tf32=tf32)
+    with pytest.raises(RuntimeError, match="stop"):
+        evaluate(x, x, ["discriminative"], repeats=2, device="cpu", tf32=True)
+    assert seen == [(False, False), (True, True), (True, True)]
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before

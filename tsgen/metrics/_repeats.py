@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from tsgen._validation import check_int
 
 __all__ = [
+    "cuda_precision",
     "progress",
     "repeat_generators",
     "repeat_seed",
@@ -91,3 +92,22 @@ def single_cpu_thread(device: torch.device) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def cuda_precision(tf32: bool) -> Iterator[None]:
+    """TF32 in CUDA matmuls and cuDNN (the GRUs, TS2Vec's convolutions) allowed or not, the
+    previous settings restored afterwards. cuDNN allows TF32 by default: the trained metrics
+    run under ``tf32=False`` unless asked, so that they are float32 as the reference's are."""
+    matmul = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    try:
+        with torch.backends.cudnn.flags(
+            enabled=torch.backends.cudnn.enabled,
+            benchmark=torch.backends.cudnn.benchmark,
+            deterministic=torch.backends.cudnn.deterministic,
+            allow_tf32=tf32,
+        ):
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = matmul

@@ -4,10 +4,9 @@ chosen metrics with their repeats, and return a :class:`~tsgen.metrics.report.Re
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +15,7 @@ import torch
 from torch import Tensor
 
 from tsgen import __version__
-from tsgen.metrics._repeats import repeat_generators, resolve_device
+from tsgen.metrics._repeats import cuda_precision, repeat_generators, resolve_device
 from tsgen.metrics.context_fid import context_fid
 from tsgen.metrics.correlational import constant_features, correlational_score
 from tsgen.metrics.discriminative import ITERATIONS as DISCRIMINATIVE_ITERATIONS
@@ -48,7 +47,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class _Metric:
     label: str
-    # (real, fake, repeats, seed, device, progress, iterations) -> (values, note)
+    # (real, fake, repeats, seed, device, progress, iterations, tf32) -> (values, note)
     compute: Callable[..., tuple[Tensor, str]]
 
 
@@ -60,7 +59,7 @@ def _iterations_note(iterations: int | None, protocol: int) -> str:
     return f"{iterations} training iterations, set (the protocol's: {protocol})"
 
 
-def _context_fid(real, fake, repeats, seed, device, progress, iterations):
+def _context_fid(real, fake, repeats, seed, device, progress, iterations, tf32):
     values = context_fid(
         real,
         fake,
@@ -69,26 +68,28 @@ def _context_fid(real, fake, repeats, seed, device, progress, iterations):
         iterations=iterations,
         device=device,
         progress=progress,
+        tf32=tf32,
     )
     return values, _iterations_note(iterations, protocol_iterations(*real.shape))
 
 
-def _correlational(real, fake, repeats, seed, device, progress, iterations):
+def _correlational(real, fake, repeats, seed, device, progress, iterations, tf32):
     # One generator per repeat, as the trained metrics: repeat r depends on (seed, r) only.
     generators = repeat_generators(seed, repeats, torch.device("cpu"))
     values = [correlational_score(real, fake, repeats=1, generator=g) for g in generators]
     return torch.cat(values), ""
 
 
-def _discriminative(real, fake, repeats, seed, device, progress, iterations):
+def _discriminative(real, fake, repeats, seed, device, progress, iterations, tf32):
     kwargs = {} if iterations is None else {"iterations": iterations}
     values = discriminative_score(
-        real, fake, repeats=repeats, seed=seed, device=device, progress=progress, **kwargs
-    )
+        real, fake, repeats=repeats, seed=seed, device=device, progress=progress, tf32=tf32,
+        **kwargs,
+    )  # fmt: skip
     return values, _iterations_note(iterations, DISCRIMINATIVE_ITERATIONS)
 
 
-def _predictive(real, fake, repeats, seed, device, progress, iterations):
+def _predictive(real, fake, repeats, seed, device, progress, iterations, tf32):
     kwargs = {} if iterations is None else {"iterations": iterations}
     univariate = real.shape[-1] == 1
     values = predictive_score(
@@ -99,6 +100,7 @@ def _predictive(real, fake, repeats, seed, device, progress, iterations):
         device=device,
         progress=progress,
         univariate=univariate,
+        tf32=tf32,
         **kwargs,
     )
     note = _iterations_note(iterations, PREDICTIVE_ITERATIONS)
@@ -109,19 +111,19 @@ def _predictive(real, fake, repeats, seed, device, progress, iterations):
     return values, note
 
 
-def _marginal(real, fake, repeats, seed, device, progress, iterations):
+def _marginal(real, fake, repeats, seed, device, progress, iterations, tf32):
     return marginal_wasserstein(real, fake).mean(), "mean over features"
 
 
-def _acf(real, fake, repeats, seed, device, progress, iterations):
+def _acf(real, fake, repeats, seed, device, progress, iterations, tf32):
     return acf_distance(real, fake).mean(), "lags 1..L/2, mean over features"
 
 
-def _spectrum(real, fake, repeats, seed, device, progress, iterations):
+def _spectrum(real, fake, repeats, seed, device, progress, iterations, tf32):
     return spectrum_distance(real, fake).mean(), "mean over features"
 
 
-def _mmd(real, fake, repeats, seed, device, progress, iterations):
+def _mmd(real, fake, repeats, seed, device, progress, iterations, tf32):
     generator = torch.Generator().manual_seed(seed)
     return mmd_rbf(real, fake, generator=generator), "squared, RBF kernel, median heuristic"
 
@@ -202,23 +204,6 @@ def _metric_names(metrics: str | Sequence[str]) -> list[str]:
             f"got {metrics!r}"
         )
     return list(dict.fromkeys(names))
-
-
-@contextlib.contextmanager
-def _tf32(allowed: bool) -> Iterator[None]:
-    """TF32 in CUDA matmuls and cuDNN (the GRUs) allowed or not, restored afterwards."""
-    matmul = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = allowed
-    try:
-        with torch.backends.cudnn.flags(
-            enabled=torch.backends.cudnn.enabled,
-            benchmark=torch.backends.cudnn.benchmark,
-            deterministic=torch.backends.cudnn.deterministic,
-            allow_tf32=allowed,
-        ):
-            yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = matmul
 
 
 def _device_name(device: torch.device) -> str:
@@ -311,9 +296,9 @@ def evaluate(
         metric = METRICS[name]
         log.info("evaluating %s", metric.label)
         tick = time.perf_counter()
-        with _tf32(tf32):
+        with cuda_precision(tf32):
             values, note = metric.compute(
-                real, fake, repeats, seed, resolved, progress, iterations.get(name)
+                real, fake, repeats, seed, resolved, progress, iterations.get(name), tf32
             )
         values = values.detach().to("cpu", torch.float64).reshape(-1)
         results[name] = MetricResult(

@@ -31,8 +31,13 @@ import torch
 from torch import Tensor
 
 from tsgen._validation import check_int
+from tsgen.metrics._repeats import (
+    cuda_precision,
+    repeat_generators,
+    resolve_device,
+    single_cpu_thread,
+)
 from tsgen.metrics._repeats import progress as progress_bar
-from tsgen.metrics._repeats import repeat_generators, resolve_device, single_cpu_thread
 from tsgen.metrics._stacked_gru import StackedGRU, draw_batch_indices, make_adam
 from tsgen.metrics.distances import _check_pair
 
@@ -156,6 +161,7 @@ def predictive_score(
     univariate: bool = False,
     device: str | torch.device | None = None,
     progress: bool = False,
+    tf32: bool = False,
 ) -> Tensor:
     """The TimeGAN predictive score (train on synthetic, test on real): the mean absolute error
     on the real windows of a GRU trained on the generated ones, one value per repeat (protocol
@@ -173,6 +179,7 @@ def predictive_score(
             its past); required for, and only allowed with, ``C = 1``.
         device: where to train; ``None`` picks CUDA when available.
         progress: show a progress bar over iterations.
+        tf32: allow TF32 in CUDA matmuls and cuDNN (faster; not the reference's float32).
 
     Returns:
         ``(repeats,)`` float64 CPU tensor of mean absolute errors; lower is better. Summarise
@@ -182,7 +189,7 @@ def predictive_score(
         TypeError, ValueError: for malformed windows or arguments; ``C = 1`` without
         ``univariate=True``.
     """
-    with single_cpu_thread(resolve_device(device)):
+    with single_cpu_thread(resolve_device(device)), cuda_precision(tf32):
         return _run_predictive(
             real,
             fake,
