@@ -173,6 +173,8 @@ def test_dropout_is_active_only_in_training():
         ({"mlp_ratio": 0}, "mlp_ratio"),
         ({"dropout": 1.0}, "dropout"),
         ({"trend_degree": -1}, "trend_degree"),
+        ({"trend_degree": 24}, r"trend_degree must be an integer in \[0, window = 24\), got 24"),
+        ({"trend_degree": 2.5}, r"trend_degree must be an integer in \[0, window = 24\)"),
         ({"season_top_k": -1}, "season_top_k"),
         ({"time_scale": 0.0}, "time_scale"),
         ({"kernel_size": 2}, "kernel_size"),

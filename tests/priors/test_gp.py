@@ -311,3 +311,10 @@ def test_empirical_kernel_errors():
     stationary.load_state_dict(prior.state_dict())
     with pytest.raises(ValueError, match=r"kernel='rbf'\) holds a state without one length scale"):
         stationary.covariance()
+
+
+def test_reference_mode_on_constant_windows_names_the_cause():
+    """Its length scale is the data's standard deviation: 0 for constant windows. The error
+    says so, rather than advising settings that mode='reference' refuses."""
+    with pytest.raises(ValueError, match=r"mode='reference'\) needs training windows that are"):
+        GaussianProcessPrior(mode="reference", variance=0.5).fit(torch.zeros(10, 24, 2))

@@ -333,9 +333,13 @@ class TrendSeasonTransformer(nn.Module):
             )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"TrendSeasonTransformer: dropout must lie in [0, 1), got {dropout!r}")
-        if trend_degree < 0:
+        integer = isinstance(trend_degree, int) and not isinstance(trend_degree, bool)
+        # window points determine a polynomial of degree window - 1 at most: beyond it the
+        # Legendre basis is rank-deficient.
+        if not integer or not 0 <= trend_degree < window:
             raise ValueError(
-                f"TrendSeasonTransformer: trend_degree must be >= 0, got {trend_degree!r}"
+                f"TrendSeasonTransformer: trend_degree must be an integer in [0, window = "
+                f"{window}), got {trend_degree!r}"
             )
         if season_top_k is not None and season_top_k < 0:
             raise ValueError(

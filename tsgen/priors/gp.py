@@ -357,8 +357,15 @@ class GaussianProcessPrior(Prior):
             length_scale = torch.empty(0, dtype=x.dtype)
             K = scatter + torch.diag_embed(diagonal.T)
         elif self.mode == "reference":
+            spread = x.std(correction=1)
+            if not bool(spread > 0):
+                # The reference's length scale is that standard deviation: 0 gives 0 / 0.
+                raise ValueError(
+                    "GaussianProcessPrior(mode='reference') needs training windows that are not "
+                    "all one value: its length scale is their standard deviation, here 0"
+                )
             variance = torch.full((n_features,), float(self.given["variance"]), dtype=x.dtype)
-            length_scale = x.std(correction=1).expand(n_features)
+            length_scale = spread.expand(n_features)
             diagonal = x.std(dim=0, correction=1)  # a standard deviation (the reference's defect)
         else:
             constant = (x.amax(dim=(0, 1)) == x.amin(dim=(0, 1))).tolist()
@@ -379,6 +386,8 @@ class GaussianProcessPrior(Prior):
                 "mean, a constant step, or windows on a family of few parameters); give those "
                 "features a (larger) noise_variance"
                 if self.kernel == "empirical"
+                else "the reference's kernel and diagonal are fixed by the data in mode='reference'"
+                if self.mode == "reference"
                 else "give noise_variance > 0 or a shorter length_scale"
             )
             raise ValueError(
