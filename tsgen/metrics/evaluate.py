@@ -145,10 +145,10 @@ PAPER_METRICS = ("context_fid", "correlational", "discriminative", "predictive")
 tables' order."""
 
 TRAINED_METRICS = ("context_fid", "discriminative", "predictive")
+"""The metrics that train a network, whose iteration counts :func:`evaluate` can override."""
 
 # How far outside [0, 1] real windows said to be scaled may reach: rounding of a min-max map.
 _SCALED_SLACK = 1e-6
-"""The metrics that train a network, whose iteration counts :func:`evaluate` can override."""
 
 
 def minmax_scale(real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:

@@ -914,16 +914,9 @@ class TimeBridge(LightningModule):
         values = self.scaler.transform(series.to(torch.float64))
         scale = None
         if self.hparams.scaling == "instance":
-            # From the global model space, as in training (_rescale_from): a feature without
-            # an observed value in a window is centred at the data's midpoint there, not at 0
-            # in original units.
-            floor = self._scale_floor()
-            scale = fit_window_scale(
-                values,
-                mask,
-                span=self._fallback_span().to(values),
-                min_span=None if floor is None else floor.to(values),
-            )
+            # From the global model space, as in training: a feature without an observed value
+            # in a window is centred at the data's midpoint there, not at 0 in original units.
+            scale = _window_scale_from(values, mask, self._scale_floor(), self._fallback_span())
             values = scale.transform(values)
         return torch.where(mask, values, torch.zeros_like(values)), mask, scale
 
@@ -1116,24 +1109,32 @@ class TimeBridge(LightningModule):
         return {"index": index, "samples": samples, "mask": mask}
 
 
-def _rescale_from(
+def _window_scale_from(
     x: Tensor, observed: Tensor, min_span: Tensor | None = None, span: Tensor | None = None
-) -> Tensor:
-    """Instance-scale windows ``(B, L, C)`` given in the global model space from their
-    ``observed`` entries, each feature over at least ``min_span`` ``(C,)`` and over ``span``
+) -> WindowScale:
+    """The instance scale of windows ``(B, L, C)`` given in the global model space, from their
+    ``observed`` entries: each feature over at least ``min_span`` ``(C,)`` and over ``span``
     ``(C,)`` where it has fewer than two distinct observed values (global units; ``None``: 2,
     the feature's whole range).
 
-    :meth:`TimeBridge.impute` scales its windows the same way at inference: from the global
-    model space, so that a feature without an observed value in a window is centred at the
-    data's midpoint in training and at inference alike.
+    Training (:func:`_rescale_from`) and :meth:`TimeBridge.impute` both scale through it, from
+    the global model space, so that a feature without an observed value in a window is centred
+    at the data's midpoint in training and at inference alike.
     """
     if span is None:
         span = torch.full((x.shape[2],), 2.0)
     span = span.to(dtype=x.dtype, device=x.device)
     if min_span is not None:
         min_span = min_span.to(dtype=x.dtype, device=x.device)
-    return fit_window_scale(x, observed, span=span, min_span=min_span).transform(x)
+    return fit_window_scale(x, observed, span=span, min_span=min_span)
+
+
+def _rescale_from(
+    x: Tensor, observed: Tensor, min_span: Tensor | None = None, span: Tensor | None = None
+) -> Tensor:
+    """Windows ``(B, L, C)`` in the global model space, instance-scaled by
+    :func:`_window_scale_from` (same arguments)."""
+    return _window_scale_from(x, observed, min_span, span).transform(x)
 
 
 def _describe(value: object) -> str:

@@ -253,9 +253,9 @@ class TorchsdeSolver(Solver):
             source = noise if noise is not None else GaussianNoise()
             increments = source.increments(grid, x0.shape, x0.dtype, x0.device)
             block = torch.stack([increments[k] for k in range(len(increments))])
-            unit = block / rearrange(grid.diff().abs().sqrt(), "n -> n" + " 1" * x0.ndim)
-            unit = rearrange(unit, "n b ... -> n b (...)")
             steps = grid.diff()
+            unit = block / rearrange(steps.abs().sqrt(), "n -> n" + " 1" * x0.ndim)
+            unit = rearrange(unit, "n b ... -> n b (...)")
             if self.adjoint and bool((steps - steps[0]).abs().max() > 1e-9 * steps[0].abs()):
                 return self._adjoint_per_interval(problem, unit, kwargs)
             ts = torch.arange(grid.shape[0], dtype=x0.dtype, device=x0.device)
